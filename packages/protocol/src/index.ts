@@ -1,0 +1,6 @@
+export * from './codes.js';
+export * from './channel.js';
+export * from './messages.js';
+export * from './decode.js';
+export * from './encode.js';
+export * from './binary.js';
