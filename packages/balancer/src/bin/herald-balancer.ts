@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+import { loadConfig } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { createLogger } from '../logger.js';
+import { Balancer } from '../balancer.js';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`herald-balancer: ${error.message}\n`);
+  process.exit(1);
+}
+
+const logger = createLogger(config.logLevel);
+const balancer = new Balancer(config, logger);
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, drainMs: config.drainMs }, 'draining');
+    balancer.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: String(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}
+
+try {
+  const { port } = await balancer.start();
+  logger.info(
+    { port, sticky: balancer.status().sticky, discovery: balancer.status().discovery, workers: balancer.status().workers.length },
+    'listening',
+  );
+  // pm2 `wait_ready` and child_process.fork parents wait for this.
+  process.send?.('ready');
+} catch (error) {
+  logger.fatal({ err: (error as Error).message }, 'cannot start');
+  process.exit(1);
+}
