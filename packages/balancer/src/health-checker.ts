@@ -24,7 +24,7 @@ export class HealthChecker {
   // One keep-alive socket per worker: no connection churn every second, and a stable number of
   // file descriptors (the robustness tests compare the balancer's fd count with a baseline).
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: 30_000 });
-  private readonly inFlight = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -63,25 +63,28 @@ export class HealthChecker {
 
   /**
    * Checks one worker now (used as a passive hint, e.g. after it refused an upgrade with 503).
-   * A check already in flight for that worker is not doubled.
+   * A check already in flight for that worker is not doubled: its promise is returned.
    *
    * @param worker - the worker
-   * @returns when the check has finished
+   * @returns when the check has finished (never rejects)
    */
-  async check(worker: Worker): Promise<void> {
-    if (this.stopped || this.inFlight.has(worker.address)) return;
-    this.inFlight.add(worker.address);
-    try {
-      const outcome = await this.probe(worker);
-      worker.lastCheck = Date.now();
-      // The worker may have been forgotten while the check ran; results for it no longer matter.
-      if (this.pool.get(worker.address) !== worker) return;
-      if (outcome.ok) this.pool.recordSuccess(worker);
-      else if (outcome.draining) this.pool.markDraining(worker, outcome.reason);
-      else this.pool.recordFailure(worker, outcome.reason);
-    } finally {
-      this.inFlight.delete(worker.address);
-    }
+  check(worker: Worker): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const running = this.inFlight.get(worker.address);
+    if (running) return running;
+    const check = this.runCheck(worker).finally(() => this.inFlight.delete(worker.address));
+    this.inFlight.set(worker.address, check);
+    return check;
+  }
+
+  private async runCheck(worker: Worker): Promise<void> {
+    const outcome = await this.probe(worker);
+    worker.lastCheck = Date.now();
+    // The worker may have been forgotten while the check ran; results for it no longer matter.
+    if (this.stopped || this.pool.get(worker.address) !== worker) return;
+    if (outcome.ok) this.pool.recordSuccess(worker);
+    else if (outcome.draining) this.pool.markDraining(worker, outcome.reason);
+    else this.pool.recordFailure(worker, outcome.reason);
   }
 
   private probe(worker: Worker): Promise<{ ok: boolean; draining: boolean; reason: string }> {
