@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnChild, type Child } from './child.js';
@@ -25,6 +26,28 @@ export interface BalancerStatusBody {
   healthy: number;
   connections: { clients: number; tunnels: number; requests: number };
   workers: Array<{ address: string; node: string | null; state: string; healthy: boolean; connections: number; lastError: string | null }>;
+}
+
+/**
+ * `GET /balancer/status` on a fresh connection that is closed afterwards (agent: false), so
+ * reading the status does not leave a keep-alive socket in the balancer's fd count.
+ */
+export function getStatus(port: number): Promise<BalancerStatusBody> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/balancer/status', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as BalancerStatusBody);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    req.on('error', reject);
+  });
 }
 
 /** Open file descriptors of a process. */
@@ -55,7 +78,7 @@ export async function startBalancer(env: NodeJS.ProcessEnv): Promise<BalancerPro
     url,
     wsUrl: `ws://127.0.0.1:${port}`,
     child,
-    status: async () => (await (await fetch(`${url}/balancer/status`)).json()) as BalancerStatusBody,
+    status: () => getStatus(port),
     fds: () => fdCount(child.pid),
     stop: (signal = 'SIGTERM') => child.stop(signal),
   };

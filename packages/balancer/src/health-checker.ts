@@ -21,9 +21,10 @@ const MAX_BODY = 4096;
  * status, timeout, connection error) is a failure counted against the pool's `fall` threshold.
  */
 export class HealthChecker {
-  // One keep-alive socket per worker: no connection churn every second, and a stable number of
-  // file descriptors (the robustness tests compare the balancer's fd count with a baseline).
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: 30_000 });
+  // A fresh connection per check, closed after the answer: a check then also proves the worker
+  // still accepts connections (a kept-alive socket can outlive a wedged listener), and between
+  // checks the balancer holds no socket to the worker, so its fd count has a clean baseline.
+  private readonly agent = new http.Agent({ keepAlive: false });
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
