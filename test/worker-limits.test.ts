@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { connect, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { HeraldWorker } from '@herald/server';
-import { TestClient, startInProcess, eventually, waitFor } from './helpers/index.js';
+import { TestClient, startInProcess, eventually } from './helpers/index.js';
 
 async function metric(http: string, name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`${http}/metrics`)).text();
