@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Redis } from 'ioredis';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnChild, type Child } from './child.js';
@@ -84,13 +85,6 @@ export async function startBalancer(env: NodeJS.ProcessEnv): Promise<BalancerPro
   };
 }
 
-/** The parts of ioredis the membership writer uses. */
-interface RedisLike {
-  multi(): { zadd(key: string, score: number, member: string): unknown; set(key: string, value: string, px: 'PX', ms: number): unknown; exec(): Promise<unknown> };
-  zrem(key: string, member: string): Promise<unknown>;
-  del(key: string): Promise<unknown>;
-}
-
 /**
  * Writes one worker's membership record in the documented format (`{prefix}nodes` sorted set
  * scored by lease expiry + `{prefix}node:{id}` JSON with a PX TTL), refreshed every lease/3 —
@@ -98,7 +92,7 @@ interface RedisLike {
  * embedded broker. `stop(true)` deletes the record (graceful shutdown); `stop(false)` just stops
  * refreshing (a killed worker whose lease runs out).
  */
-export function announce(redis: RedisLike, prefix: string, id: string, address: string, leaseMs = 3000): { stop(remove: boolean): Promise<void> } {
+export function announce(redis: Redis, prefix: string, id: string, address: string, leaseMs = 3000): { stop(remove: boolean): Promise<void> } {
   const started = Date.now();
   const write = async () => {
     const now = Date.now();
