@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
-import { TestClient, eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
+import { TestClient, eventually, freePort, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { announce, nodesForKeys, startBalancer, type BalancerProcess } from './helpers/balancer.js';
 
 const KEYS = Array.from({ length: 1000 }, (_, i) => `sid-${i}`);
@@ -173,6 +173,29 @@ describe('balancer (redis, 3 workers)', function () {
     const again = await open(`${balancer!.wsUrl}/ws?sid=drain-me`);
     expect(again.welcome!.node).to.not.equal(draining.node);
     expect((await exited).code).to.equal(0);
+  });
+
+  it('starts before Redis is reachable and picks the workers up once it is', async () => {
+    const port = await freePort();
+    const b = await startBalancer({ REDIS_URL: `redis://127.0.0.1:${port}`, HERALD_REDIS_PREFIX: 'late:' });
+    let late: TestRedis | undefined;
+    let lateClient: Redis | undefined;
+    const marks: Array<{ stop(remove: boolean): Promise<void> }> = [];
+    try {
+      expect((await b.status()).workers).to.have.length(0);
+      const refused = await fetch(`${b.url}/readyz`);
+      expect(refused.status).to.equal(503);
+      late = await startRedis(port);
+      lateClient = new Redis(late.url);
+      lateClient.on('error', () => undefined);
+      for (const w of workers) marks.push(announce(lateClient, 'late:', w.node, `127.0.0.1:${w.port}`));
+      await eventually(async () => expect((await b.status()).healthy).to.equal(3), { timeout: 15_000 });
+    } finally {
+      await Promise.all(marks.map((m) => m.stop(false)));
+      lateClient?.disconnect();
+      await b.stop();
+      await late?.stop();
+    }
   });
 
   it('keeps the last worker list while Redis is unreachable', async () => {

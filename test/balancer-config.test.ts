@@ -42,6 +42,7 @@ describe('balancer configuration and request keys (unit)', () => {
       expect(config.healthRise).to.equal(2);
       expect(config.healthFall).to.equal(2);
       expect(config.maxConnectionsPerIp).to.equal(1000);
+      expect(config.maxConnections).to.equal(10_000);
       expect(config.retries).to.equal(2);
       expect(config.handshakeTimeoutMs).to.equal(10_000);
       expect(config.upstreamTimeoutMs).to.equal(30_000);
@@ -64,6 +65,7 @@ describe('balancer configuration and request keys (unit)', () => {
         HERALD_HEALTH_RISE: '3',
         HERALD_HEALTH_FALL: '1',
         HERALD_MAX_CONNECTIONS_PER_IP: '0',
+        HERALD_MAX_CONNECTIONS: '5',
         HERALD_RETRIES: '0',
         HERALD_HANDSHAKE_TIMEOUT_MS: '500',
         HERALD_UPSTREAM_TIMEOUT_MS: '600',
@@ -72,7 +74,7 @@ describe('balancer configuration and request keys (unit)', () => {
       });
       expect(config).to.include({ port: 0, host: '127.0.0.1', redisUrl: 'redis://127.0.0.1:7000/2', redisPrefix: 't1:' });
       expect(config).to.include({ discoveryIntervalMs: 200, healthPath: '/healthz', healthIntervalMs: 250, healthTimeoutMs: 300 });
-      expect(config).to.include({ healthRise: 3, healthFall: 1, maxConnectionsPerIp: 0, retries: 0 });
+      expect(config).to.include({ healthRise: 3, healthFall: 1, maxConnectionsPerIp: 0, maxConnections: 5, retries: 0 });
       expect(config).to.include({ handshakeTimeoutMs: 500, upstreamTimeoutMs: 600, drainMs: 0, logLevel: 'warn' });
       expect(config.sticky).to.deep.equal({ kind: 'cookie', name: 'herald_sid' });
       expect(config.workers).to.deep.equal([]);

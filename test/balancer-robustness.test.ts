@@ -227,6 +227,21 @@ describe('balancer robustness (3 workers, fd counts)', function () {
     await fdsBackToBaseline(capped, base);
   });
 
+  it('caps WebSocket tunnels in total (503 over_capacity)', async () => {
+    const capped = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_MAX_CONNECTIONS: '3' });
+    extra.push(capped);
+    await eventually(async () => expect((await capped.status()).healthy).to.equal(3), { timeout: 10_000 });
+    const base = await settledFds(capped);
+    const open = await Promise.all([0, 1, 2].map((i) => TestClient.open(`${capped.wsUrl}/ws?sid=t${i}`)));
+    sockets.push(...open.map((c) => c.ws));
+    const refused = (await TestClient.connect(`${capped.wsUrl}/ws?sid=t9`).catch((e: unknown) => e)) as { status?: number };
+    expect(refused.status).to.equal(503);
+    await Promise.all(open.map((c) => c.close()));
+    const again = await TestClient.open(`${capped.wsUrl}/ws?sid=t9`);
+    await again.close();
+    await fdsBackToBaseline(capped, base);
+  });
+
   it('drains on SIGTERM: closes open tunnels, refuses new connections, exits 0 within the drain time', async () => {
     const clients = await Promise.all([0, 1, 2, 3, 4].map((i) => TestClient.open(`${balancer.wsUrl}/ws?sid=d${i}`)));
     const started = Date.now();

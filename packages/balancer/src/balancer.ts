@@ -304,6 +304,11 @@ export class Balancer {
       rejectUpgrade(socket, 400, 'bad_request', 'only WebSocket upgrades are proxied');
       return;
     }
+    if (this.tunnels.size >= this.config.maxConnections) {
+      this.logger.warn({ max: this.config.maxConnections }, 'connection cap reached');
+      rejectUpgrade(socket, 503, 'over_capacity', 'the balancer is at its connection limit');
+      return;
+    }
     const ip = clientAddress(req, this.config.trustedProxies);
     if (!this.limiter.acquire(ip)) {
       this.logger.info({ ip }, 'per-IP connection cap reached');

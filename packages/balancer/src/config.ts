@@ -34,6 +34,8 @@ export interface BalancerConfig {
   readonly healthFall: number;
   /** Open WebSocket connections allowed per client address (`HERALD_MAX_CONNECTIONS_PER_IP`; 0 = no cap). @default 1000 */
   readonly maxConnectionsPerIp: number;
+  /** Open WebSocket tunnels in total (`HERALD_MAX_CONNECTIONS`; each holds two file descriptors). @default 10000 */
+  readonly maxConnections: number;
   /** Other workers tried after a connect error (`HERALD_RETRIES`). @default 2 */
   readonly retries: number;
   /** Time a worker has to answer an upgrade (`HERALD_HANDSHAKE_TIMEOUT_MS`). @default 10000 */
@@ -67,6 +69,7 @@ const schema = z
     HERALD_HEALTH_RISE: int(1, 100, 2),
     HERALD_HEALTH_FALL: int(1, 100, 2),
     HERALD_MAX_CONNECTIONS_PER_IP: int(0, 10_000_000, 1000),
+    HERALD_MAX_CONNECTIONS: int(1, 10_000_000, 10_000),
     HERALD_RETRIES: int(0, 100, 2),
     HERALD_HANDSHAKE_TIMEOUT_MS: int(100, 600_000, 10_000),
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
@@ -122,6 +125,7 @@ const schema = z
       healthRise: env.HERALD_HEALTH_RISE,
       healthFall: env.HERALD_HEALTH_FALL,
       maxConnectionsPerIp: env.HERALD_MAX_CONNECTIONS_PER_IP,
+      maxConnections: env.HERALD_MAX_CONNECTIONS,
       retries: env.HERALD_RETRIES,
       handshakeTimeoutMs: env.HERALD_HANDSHAKE_TIMEOUT_MS,
       upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,

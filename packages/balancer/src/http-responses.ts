@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
  * - `bad_gateway` (502): the chosen worker failed
  * - `gateway_timeout` (504): the chosen worker did not answer in time
  * - `too_many_connections` (429): per-IP cap reached
+ * - `over_capacity` (503): the balancer's total tunnel cap is reached
  * - `bad_request` (400): an upgrade that is not a WebSocket upgrade
  * - `shutting_down` (503): the balancer is draining
  */
@@ -15,6 +16,7 @@ export type BalancerErrorCode =
   | 'bad_gateway'
   | 'gateway_timeout'
   | 'too_many_connections'
+  | 'over_capacity'
   | 'bad_request'
   | 'shutting_down';
 
