@@ -139,6 +139,22 @@ describe('balancer robustness (3 workers, fd counts)', function () {
     await fdsBackToBaseline();
   });
 
+  it('a client that never finishes its request head is dropped after the handshake timeout (408)', async () => {
+    const quick = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_HANDSHAKE_TIMEOUT_MS: '300' });
+    extra.push(quick);
+    await eventually(async () => expect((await quick.status()).healthy).to.equal(3), { timeout: 10_000 });
+    const base = await settledFds(quick);
+    const raw = await rawConnect(quick.port);
+    raw.write('GET /ws?sid=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n');
+    const reply: Buffer[] = [];
+    raw.on('data', (c: Buffer) => reply.push(c));
+    const started = Date.now();
+    await once(raw, 'close');
+    expect(Date.now() - started).to.be.below(5000);
+    expect(Buffer.concat(reply).toString()).to.match(/^HTTP\/1\.1 408 /);
+    await fdsBackToBaseline(quick, base);
+  });
+
   it('a worker refusing the upgrade: its answer reaches the client, that connection ends, sockets are freed', async () => {
     const other = await bystander(`${balancer.wsUrl}/echo?sid=x`);
     sockets.push(other.ws);

@@ -102,9 +102,11 @@ export class Balancer {
     };
 
     this.server = http.createServer({
-      // A client that never finishes its request head is dropped (slowloris).
+      // A client that never finishes its request head is dropped (slowloris); the default
+      // 30 s sweep would let such a connection live far past the timeout.
       headersTimeout: Math.min(config.handshakeTimeoutMs, 60_000),
       requestTimeout: Math.max(config.upstreamTimeoutMs, config.handshakeTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(1000, config.handshakeTimeoutMs),
     });
     this.server.on('connection', (socket: Socket) => {
       this.clients.add(socket);
@@ -135,6 +137,7 @@ export class Balancer {
     await Promise.all(this.discoveries.map((discovery) => discovery.start((workers) => this.onDiscovered(discovery.name, workers))));
     this.checker.start();
     await this.checker.round();
+    if (this.draining) throw new Error('closed before it started listening');
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       this.server.once('error', onError);
@@ -295,6 +298,8 @@ export class Balancer {
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    // Already gone (reset while Node parsed the head): its `close` has fired, nothing to track.
+    if (socket.destroyed) return;
     if (this.draining) {
       rejectUpgrade(socket, 503, 'shutting_down', 'the balancer is shutting down');
       return;
