@@ -200,6 +200,28 @@ describe('balancer (static list, 3 workers)', function () {
     expect(b.child.proc.exitCode).to.equal(null);
   });
 
+  it('sees a draining worker through /readyz: no new upgrades for it, clients reconnect elsewhere', async () => {
+    await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+    workers = await Promise.all([0, 1, 2].map(() => startWorker({ HERALD_DRAIN_MS: '3000' })));
+    const b = await balance();
+    await healthy(b, 3);
+    // Ten clients on one worker: its drain spreads their 1001s over half of HERALD_DRAIN_MS, long
+    // enough for the balancer to see `/readyz` say draining before the process exits.
+    const clients = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(`${b.wsUrl}/ws?sid=drain`)));
+    const draining = workers.find((w) => w.node === clients[0]!.welcome!.node)!;
+    expect(clients.every((c) => c.welcome!.node === draining.node)).to.equal(true);
+    const exited = draining.stop('SIGTERM');
+    await eventually(async () => {
+      const w = (await b.status()).workers.find((x) => x.address === address(draining))!;
+      expect(w).to.include({ state: 'draining', healthy: false, lastError: 'status 503: draining' });
+    });
+    for (const c of clients) expect((await c.closed).code).to.equal(1001);
+    const again = await TestClient.open(`${b.wsUrl}/ws?sid=drain`);
+    expect(again.welcome!.node).to.not.equal(draining.node);
+    await again.close();
+    expect((await exited).code).to.equal(0);
+  });
+
   it('takes workers out by active checks alone and brings them back after `rise` passes', async () => {
     const b = await balance({ HERALD_HEALTH_RISE: '3', HERALD_HEALTH_FALL: '2' });
     await healthy(b, 3);
