@@ -37,10 +37,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 
 try {
   const { port } = await balancer.start();
-  logger.info(
-    { port, sticky: balancer.status().sticky, discovery: balancer.status().discovery, workers: balancer.status().workers.length },
-    'listening',
-  );
+  const status = balancer.status();
+  logger.info({ port, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy }, 'listening');
   // pm2 `wait_ready` and child_process.fork parents wait for this.
   process.send?.('ready');
 } catch (error) {
