@@ -16,6 +16,14 @@ try {
 const logger = createLogger(config.logLevel);
 const balancer = new Balancer(config, logger);
 
+// Every socket and the proxy have error listeners; anything that still escapes is a bug: log it
+// as JSON and exit, so pm2 / compose restart a clean process rather than one in an unknown state.
+process.on('uncaughtException', (error) => {
+  logger.fatal({ err: { message: error.message, stack: error.stack } }, 'uncaught exception');
+  process.exit(1);
+});
+process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
