@@ -6,3 +6,4 @@ export * from './worker.js';
 export * from './ws-client.js';
 export * from './in-process.js';
 export * from './broker-recorder.js';
+export * from './cluster.js';
