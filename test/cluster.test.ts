@@ -161,16 +161,16 @@ describe('cluster (redis, 3 workers)', function () {
 
   it('hides the members of a dead worker as soon as its lease expires', async () => {
     const bob = await open(1, '?user=bob');
-    await bob.request({ type: 'subscribe', channel: 'quietsweep:1' });
+    await bob.request({ type: 'subscribe', channel: 'sweep:1' });
     const carol = await open(2);
-    await eventually(async () => expect((await carol.request({ type: 'presence', channel: 'quietsweep:1' })).members).to.have.length(1));
+    await eventually(async () => expect((await carol.request({ type: 'presence', channel: 'sweep:1' })).members).to.have.length(1));
     // Stop w0 and w2 sweeping by holding the sweep lock, then kill w1: only the lease filter can hide bob.
     await redis.set(`${cluster.prefix}sweep-lock`, 'test', 'PX', 60_000);
     await cluster.workers[1]!.stop('SIGKILL');
-    await eventually(async () => expect((await carol.request({ type: 'presence', channel: 'quietsweep:1' })).members).to.deep.equal([]), { timeout: 4000 });
-    expect(await redis.hlen(`${cluster.prefix}p:quietsweep:1`)).to.equal(1);
+    await eventually(async () => expect((await carol.request({ type: 'presence', channel: 'sweep:1' })).members).to.deep.equal([]), { timeout: 4000 });
+    expect(await redis.hlen(`${cluster.prefix}p:sweep:1`)).to.equal(1);
     await redis.del(`${cluster.prefix}sweep-lock`);
-    await eventually(async () => expect(await redis.hlen(`${cluster.prefix}p:quietsweep:1`)).to.equal(0), { timeout: 4000 });
+    await eventually(async () => expect(await redis.hlen(`${cluster.prefix}p:sweep:1`)).to.equal(0), { timeout: 4000 });
   });
 
   it('removes presence and membership on a graceful shutdown', async () => {

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startRedis, type TestRedis } from './redis.js';
 import { startWorker, type WorkerProcess } from './worker.js';
 
@@ -12,10 +15,20 @@ export interface TestCluster {
   stop(kill?: boolean): Promise<void>;
 }
 
-/** Starts redis-server and `n` workers with `REDIS_URL`, a unique prefix and `env`. */
+/**
+ * Namespaces of cluster tests: `nohist:` keeps no history (messages without offsets, delivered
+ * locally at once), `quiet:` has no presence; every other channel uses the defaults.
+ */
+export const CLUSTER_NAMESPACES = { nohist: { historySize: 0 }, quiet: { presence: false } };
+
+/** Starts redis-server and `n` workers with `REDIS_URL`, a unique prefix, {@link CLUSTER_NAMESPACES} and `env`. */
 export async function startCluster(n: number, env: NodeJS.ProcessEnv = {}): Promise<TestCluster> {
   const redis = await startRedis();
   const prefix = `t${randomBytes(4).toString('hex')}:`;
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cluster-'));
+  const config = join(dir, 'herald.json');
+  writeFileSync(config, JSON.stringify({ namespaces: CLUSTER_NAMESPACES }));
+  env = { HERALD_CONFIG: config, ...env };
   const workers: WorkerProcess[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -24,6 +37,7 @@ export async function startCluster(n: number, env: NodeJS.ProcessEnv = {}): Prom
   } catch (err) {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const cluster: TestCluster = {
@@ -34,6 +48,7 @@ export async function startCluster(n: number, env: NodeJS.ProcessEnv = {}): Prom
       await Promise.all(workers.map((w) => w.stop(kill ? 'SIGKILL' : 'SIGTERM')));
       // `redis` may have been replaced by a restarted one.
       await cluster.redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   return cluster;
