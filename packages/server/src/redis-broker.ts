@@ -116,7 +116,8 @@ export class RedisBroker implements Broker {
     if (next === this.availableNow) return;
     const line = `broker: ${this.availableNow ? 'available' : 'unavailable'} -> ${next ? 'available' : 'unavailable'}`;
     this.availableNow = next;
-    if (next) this.log?.info({ available: next }, line);
+    if (this.closed) this.log?.debug({ available: next }, line);
+    else if (next) this.log?.info({ available: next }, line);
     else this.log?.warn({ available: next, publisher: this.pub.status, subscriber: this.sub.status }, line);
     if (next) for (const w of [...this.availabilityWaiters]) w();
     try {

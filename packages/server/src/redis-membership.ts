@@ -88,6 +88,8 @@ export class RedisMembership {
   /** Sets the announced `host:port` and refreshes at once. */
   async setAddress(address: string): Promise<void> {
     this.address = address;
+    // A refresh already in flight was built without the address: write again after it.
+    await this.refreshing?.catch(() => undefined);
     await this.refresh();
   }
 
