@@ -55,16 +55,19 @@ describe('cluster (redis, 3 workers)', function () {
       p.send({ type: 'publish', channel: 'room:all', data: i });
       p.send({ type: 'publish', channel: 'nohist:all', data: i });
     }
-    // A marker published after everything: once it arrived, any duplicate would have too.
+    // Markers: once the last one arrived, everything published before it (and any duplicate) has too.
     for (const p of pubs) await p.request({ type: 'publish', channel: 'room:all', data: 'end' });
+    await pubs[0]!.request({ type: 'publish', channel: 'room:all', data: 'fin' });
+    const range = (k: number) => Array.from({ length: k }, (_, i) => i + 1);
     for (const s of subs) {
-      await s.waitCount(() => s.of('message', 'room:all').filter((f) => f.data === 'end').length, 2);
-      await s.waitCount(() => s.of('message', 'nohist:all').length, n);
-      const hist = s.of('message', 'room:all').filter((f) => f.data !== 'end');
+      await s.waitFrame((f) => f.type === 'message' && f.data === 'fin');
+      const hist = s.of('message', 'room:all');
       // Two publishers race, so the data order varies; the offset order must not.
-      expect(hist.map((f) => f.data).sort((a, b) => a - b)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
-      expect(hist.map((f) => f.offset)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
-      expect(s.of('message', 'nohist:all').map((f) => f.data).sort((a, b) => a - b)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
+      expect(hist.map((f) => f.offset)).to.deep.equal(range(n + 3));
+      expect(hist.filter((f) => typeof f.data === 'number').map((f) => f.data).sort((a, b) => a - b)).to.deep.equal(range(n));
+      const plain = s.of('message', 'nohist:all');
+      expect(plain.map((f) => f.data).sort((a, b) => a - b)).to.deep.equal(range(n));
+      expect(plain.every((f) => f.offset === undefined)).to.equal(true);
     }
     // Each worker subscribed in Redis exactly to the channels it has local subscribers for.
     const channels = (await redis.pubsub('CHANNELS', `${cluster.prefix}ch:*`)) as string[];
