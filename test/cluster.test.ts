@@ -203,3 +203,36 @@ describe('cluster (redis, 3 workers)', function () {
     await alice.waitCount(() => alice.of('join').filter((f) => f.user === 'bob').length, 2);
   });
 });
+
+describe('cluster (redis, 3 workers, default lease)', function () {
+  this.timeout(60_000);
+  let cluster: TestCluster;
+  const clients: TestClient[] = [];
+
+  beforeEach(async () => {
+    cluster = await startCluster(3);
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await cluster.stop();
+  });
+
+  it('delivers the leaves of a SIGKILLed worker within 15 s (SPEC §5)', async () => {
+    const open = async (w: number, q: string) => {
+      const c = await TestClient.open(`${cluster.workers[w]!.wsUrl}/ws${q}`);
+      clients.push(c);
+      return c;
+    };
+    const alice = await open(0, '?user=alice');
+    const carol = await open(2, '?user=carol');
+    for (const c of [alice, carol]) await c.request({ type: 'subscribe', channel: 'room:kill' });
+    const bob = await open(1, '?user=bob');
+    await bob.request({ type: 'subscribe', channel: 'room:kill' });
+    for (const c of [alice, carol]) await c.waitFrame((f) => f.type === 'join' && f.user === 'bob');
+    const t0 = Date.now();
+    await cluster.workers[1]!.stop('SIGKILL');
+    for (const c of [alice, carol]) await c.waitFrame((f) => f.type === 'leave' && f.user === 'bob', 15_000 - (Date.now() - t0));
+    expect(Date.now() - t0).to.be.below(15_000);
+    expect((await carol.request({ type: 'presence', channel: 'room:kill' })).members.map((m: { user: string }) => m.user).sort()).to.deep.equal(['alice', 'carol']);
+  });
+});
