@@ -83,7 +83,9 @@ export function createRedisClients(url: string, options: RedisClientOptions = {}
   const subscriber = publisher.duplicate({ connectionName: `${name}:sub` });
   watchClient(publisher, 'publisher', log);
   watchClient(subscriber, 'subscriber', log);
-  return { publisher: publisher as unknown as RedisCommandClient, subscriber: subscriber as unknown as RedisSubscriberClient };
+  // ioredis generates a `…Buffer` variant of every command (evalshaBuffer, evalBuffer) but its
+  // type declarations omit these two; everything else of the narrow interfaces type-checks.
+  return { publisher: publisher as Redis & Pick<RedisCommandClient, 'evalshaBuffer' | 'evalBuffer'>, subscriber };
 }
 
 const STATUS_EVENTS = ['connecting', 'connect', 'ready', 'close', 'reconnecting', 'end'] as const;

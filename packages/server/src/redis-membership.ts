@@ -114,7 +114,7 @@ export class RedisMembership {
       // State 2 on the first refresh is the first announcement; later it means other nodes
       // swept this one (its lease lapsed, e.g. during a long Redis outage).
       if (state === 2 && this.everHeld) {
-        this.options.log?.warn({ node: this.nodeId }, 'membership lease was lost and is renewed; restoring presence');
+        this.options.log?.warn('membership lease was lost and is renewed; restoring presence');
         this.options.onLeaseLost?.();
       }
       this.everHeld = true;
