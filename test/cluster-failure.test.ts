@@ -113,8 +113,10 @@ describe('cluster failures (redis, 3 workers)', function () {
     const alice = await open(0, '?user=alice');
     const bob = await open(0, '?user=bob');
     await alice.request({ type: 'subscribe', channel: 'nohist:s' });
-    // The presence entry is written after the ack; wait for it before freezing Redis.
+    // The presence entry and the join are written after the ack; a presence read on the same
+    // Redis connection answers only after they went through.
     await alice.waitFrame((f) => f.type === 'join');
+    expect((await bob.request({ type: 'presence', channel: 'nohist:s' })).members).to.have.length(1);
     process.kill(cluster.redis.child.pid, 'SIGSTOP');
     stopped = true;
     const t0 = Date.now();
@@ -133,5 +135,9 @@ describe('cluster failures (redis, 3 workers)', function () {
     stopped = false;
     await allReady(true, 5000);
     expect(await bob.request({ type: 'publish', channel: 'room:s', data: 'x' })).to.deep.include({ type: 'ack' });
+    // alice's subscription was restored on the new subscriber connection
+    const carol = await open(2);
+    await carol.request({ type: 'publish', channel: 'nohist:s', data: 'after' });
+    await alice.waitFrame((f) => f.type === 'message' && f.data === 'after');
   });
 });
