@@ -86,7 +86,7 @@ describe('cluster failures (redis, 3 workers)', function () {
     const redis = new Redis(cluster.redis.url);
     redis.on('error', () => undefined);
     try {
-      const killed = await redis.client('KILL', 'TYPE', 'pubsub');
+      const killed = await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
       expect(killed).to.equal(3);
       const t0 = Date.now();
       // History messages published right away: live or through the gap fill, each arrives once, in order.

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { StreamPosition } from '@herald/protocol';
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker, RedisBroker, RedisHistory, createRedisClients, type Broker } from '@herald/server';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
@@ -74,7 +75,7 @@ export function brokerContract(name: string, make: () => Promise<BrokerFixture>)
 
     it('appends history messages with growing offsets under one epoch and delivers them in order', async () => {
       await fx.broker.subscribe('room:h');
-      const positions = [];
+      const positions: Array<StreamPosition | undefined> = [];
       for (let i = 1; i <= 5; i++) positions.push(await fx.broker.publish({ kind: 'message', channel: 'room:h', data: i, from: null }, HISTORY));
       expect(positions.map((p) => p!.offset)).to.deep.equal([1, 2, 3, 4, 5]);
       expect(new Set(positions.map((p) => p!.epoch)).size).to.equal(1);

@@ -101,7 +101,7 @@ describe('Redis broker (redis-server)', function () {
     await a.broker.subscribe('room:gap');
     await b.broker.publish({ kind: 'message', channel: 'room:gap', data: 0, from: null }, HISTORY);
     await eventually(() => expect(a.rec.events).to.have.length(1));
-    expect(await raw.client('KILL', 'TYPE', 'pubsub')).to.equal(2);
+    expect(await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).to.equal(2);
     // Sent before `a` can possibly have reconnected (its retry delay alone is >= 10 ms).
     await Promise.all([1, 2, 3].map((i) => b.broker.publish({ kind: 'message', channel: 'room:gap', data: i, from: null }, HISTORY)));
     await eventually(() => expect(a.rec.events).to.have.length(4));
