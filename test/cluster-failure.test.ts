@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { TestClient, eventually, startCluster, startRedis, type TestCluster } from './helpers/index.js';
+import { listLiveNodes } from '@herald/server';
+import { TestClient, eventually, freePort, startCluster, startRedis, startWorker, type TestCluster } from './helpers/index.js';
 
 const FAST = { HERALD_LEASE_MS: '2000', HERALD_REDIS_COMMAND_TIMEOUT_MS: '500', HERALD_REDIS_PROBE_MS: '200' };
 
@@ -139,5 +140,40 @@ describe('cluster failures (redis, 3 workers)', function () {
     const carol = await open(2);
     await carol.request({ type: 'publish', channel: 'nohist:s', data: 'after' });
     await alice.waitFrame((f) => f.type === 'message' && f.data === 'after');
+  });
+});
+
+describe('worker start without Redis (redis, 1 worker)', function () {
+  this.timeout(60_000);
+
+  it('listens unready while Redis is unreachable and becomes ready, announced, when it comes', async () => {
+    const port = await freePort();
+    const worker = await startWorker({ REDIS_URL: `redis://127.0.0.1:${port}`, NODE_ID: 'late', HERALD_DRAIN_MS: '500', ...FAST });
+    const redis = await (async () => {
+      try {
+        const res = await fetch(`${worker.url}/readyz`);
+        expect(res.status).to.equal(503);
+        expect(await res.json()).to.deep.include({ reason: 'broker unavailable' });
+        expect((await fetch(`${worker.url}/healthz`)).status).to.equal(200);
+        return await startRedis(port);
+      } catch (err) {
+        await worker.stop('SIGKILL');
+        throw err;
+      }
+    })();
+    const raw = new Redis(redis.url);
+    raw.on('error', () => undefined);
+    try {
+      await eventually(async () => expect((await fetch(`${worker.url}/readyz`)).status).to.equal(200), { timeout: 5000 });
+      await eventually(async () => expect((await listLiveNodes(raw)).map((n) => [n.id, n.address])).to.deep.equal([['late', `127.0.0.1:${worker.port}`]]));
+      const a = await TestClient.open(`${worker.wsUrl}/ws?user=a`);
+      expect(await a.request({ type: 'subscribe', channel: 'room:1' })).to.deep.include({ type: 'ack', offset: 0 });
+      expect(await a.request({ type: 'publish', channel: 'room:1', data: 1 })).to.deep.include({ type: 'ack', offset: 1 });
+      await a.close();
+    } finally {
+      raw.disconnect();
+      await worker.stop();
+      await redis.stop();
+    }
   });
 });

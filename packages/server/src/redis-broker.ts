@@ -18,7 +18,7 @@ export interface RedisBrokerOptions {
   probeIntervalMs?: number;
   /** A PING without a reply after this long marks Redis unavailable and reconnects, in ms. @default 2000 */
   probeTimeoutMs?: number;
-  /** `start()` waits at most this long for Redis before it resolves anyway (not ready), in ms. @default 10000 */
+  /** `start()` waits at most this long for Redis before it resolves anyway (not ready), in ms. @default 3000 */
   startTimeoutMs?: number;
   /**
    * History reader used to fill the gap after the subscriber connection was lost: messages of
@@ -134,7 +134,7 @@ export class RedisBroker implements Broker {
       this.probeTimer.unref();
     }
     if (this.availableNow) return;
-    const ms = this.options.startTimeoutMs ?? 10_000;
+    const ms = this.options.startTimeoutMs ?? 3000;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
