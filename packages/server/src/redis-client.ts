@@ -80,7 +80,8 @@ export function createRedisClients(url: string, options: RedisClientOptions = {}
   const base = redisClientOptions(options);
   const name = base.connectionName!;
   const publisher = new Redis(url, { ...base, connectionName: `${name}:pub` });
-  const subscriber = publisher.duplicate({ connectionName: `${name}:sub` });
+  // Auto-pipelining batches commands of one tick; it buys nothing for SUBSCRIBE, so keep it off there.
+  const subscriber = publisher.duplicate({ connectionName: `${name}:sub`, enableAutoPipelining: false });
   watchClient(publisher, 'publisher', log);
   watchClient(subscriber, 'subscriber', log);
   // ioredis generates a `…Buffer` variant of every command (evalshaBuffer, evalBuffer) but its
