@@ -15,7 +15,6 @@ describe('balancer (redis, 3 workers)', function () {
   let prefix: string;
   let testNo = 0;
   let workers: WorkerProcess[] = [];
-  let announcements: Array<{ stop(remove: boolean): Promise<void> }> = [];
   let balancer: BalancerProcess | undefined;
   const clients: TestClient[] = [];
 
@@ -29,12 +28,17 @@ describe('balancer (redis, 3 workers)', function () {
     await redis?.stop();
   });
 
-  /** Starts a worker and writes its membership record under this test's prefix. */
+  /** Starts a worker on the suite's Redis under this test's prefix; it announces itself there. */
   async function addWorker(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
-    const worker = await startWorker({ HERALD_DRAIN_MS: '2000', ...env });
+    const worker = await startWorker({ REDIS_URL: redis.url, HERALD_REDIS_PREFIX: prefix, HERALD_DRAIN_MS: '2000', ...env });
     workers.push(worker);
-    announcements.push(announce(client, prefix, worker.node, `127.0.0.1:${worker.port}`));
     return worker;
+  }
+
+  /** The worker's own membership record, as the balancer reads it. */
+  async function record(worker: WorkerProcess): Promise<{ id: string; address: string } | null> {
+    const raw = await client.get(`${prefix}node:${worker.node}`);
+    return raw === null ? null : (JSON.parse(raw) as { id: string; address: string });
   }
 
   function indexOfNode(node: string): number {
@@ -56,13 +60,13 @@ describe('balancer (redis, 3 workers)', function () {
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(announcements.splice(0).map((a) => a.stop(true)));
     await balancer?.stop();
     balancer = undefined;
     await Promise.all(workers.splice(0).map((w) => w.stop('SIGKILL')));
   });
 
   it('discovers the workers from their membership records and proxies HTTP and WebSocket', async () => {
+    for (const w of workers) expect(await record(w)).to.deep.include({ id: w.node, address: `127.0.0.1:${w.port}` });
     const status = await balancer!.status();
     expect(status.workers.map((w) => w.node).sort()).to.deep.equal(workers.map((w) => w.node).sort());
     expect(status.workers.every((w) => w.state === 'healthy')).to.equal(true);
@@ -103,7 +107,8 @@ describe('balancer (redis, 3 workers)', function () {
   it('moves only the keys of a worker that leaves (graceful stop)', async () => {
     const before = await nodesForKeys(balancer!.url, KEYS);
     const leaving = workers[1]!;
-    await Promise.all([announcements[1]!.stop(true), leaving.stop('SIGTERM')]);
+    expect((await leaving.stop('SIGTERM')).code).to.equal(0);
+    expect(await record(leaving)).to.equal(null);
     await eventually(async () => {
       const status = await balancer!.status();
       expect(status.healthy).to.equal(2);
@@ -140,8 +145,8 @@ describe('balancer (redis, 3 workers)', function () {
     const first = await open(`${balancer!.wsUrl}/ws?sid=failover`);
     const victim = indexOfNode(first.welcome!.node);
     expect(victim).to.be.greaterThanOrEqual(0);
+    // Its membership record outlives it (until the lease runs out): health checks must cover that.
     await workers[victim]!.stop('SIGKILL');
-    await announcements[victim]!.stop(false);
     const closed = await first.closed;
     expect(closed.code).to.equal(1006);
     // Reconnect at once, before any health check ran: the connect error is retried on the next worker.
@@ -163,12 +168,12 @@ describe('balancer (redis, 3 workers)', function () {
     const c = await open(`${balancer!.wsUrl}/ws?sid=drain-me`);
     const index = indexOfNode(c.welcome!.node);
     const draining = workers[index]!;
-    // Keep the record while draining, as a worker does until it exits: the balancer must rely on /readyz.
     const exited = draining.stop('SIGTERM');
     expect((await c.closed).code).to.equal(1001);
     await eventually(async () => {
+      // Out of rotation: marked draining by /readyz, or already gone from the records.
       const w = (await balancer!.status()).workers.find((x) => x.node === draining.node);
-      expect(w?.state).to.be.oneOf(['draining', 'unhealthy']);
+      expect(w?.state ?? 'gone').to.be.oneOf(['draining', 'unhealthy', 'gone']);
     });
     const again = await open(`${balancer!.wsUrl}/ws?sid=drain-me`);
     expect(again.welcome!.node).to.not.equal(draining.node);
