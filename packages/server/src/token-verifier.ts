@@ -49,6 +49,7 @@ export class TokenVerifier {
   private readonly secret?: Uint8Array;
   private readonly publicKey?: { key: KeyObject; alg: TokenAlgorithm };
   private readonly jwks?: ReturnType<typeof createLocalJWKSet>;
+  private readonly jwksKids = new Set<string>();
   private readonly toleranceSec: number;
 
   constructor(private readonly options: TokenVerifierOptions) {
@@ -73,6 +74,7 @@ export class TokenVerifier {
       if (!Array.isArray(options.jwks.keys) || options.jwks.keys.length === 0) throw new ConfigError('the JWKS has no keys');
       try {
         this.jwks = createLocalJWKSet(options.jwks);
+        for (const k of options.jwks.keys) if (typeof k.kid === 'string') this.jwksKids.add(k.kid);
       } catch (err) {
         throw new ConfigError(`invalid JWKS: ${(err as Error).message}`);
       }
@@ -125,7 +127,9 @@ export class TokenVerifier {
       if (!this.secret) throw new TokenError('invalid token');
       return this.secret;
     }
-    if (this.publicKey && header.alg === this.publicKey.alg && (header.kid === undefined || !this.jwks)) return this.publicKey.key;
+    // With both a PEM key and a JWKS, a `kid` the JWKS knows picks from the JWKS; anything else tries the PEM key.
+    const jwksKnowsKid = header.kid !== undefined && this.jwksKids.has(header.kid);
+    if (this.publicKey && header.alg === this.publicKey.alg && !jwksKnowsKid) return this.publicKey.key;
     if (this.jwks) return this.jwks(header, input);
     throw new TokenError('invalid token');
   };
