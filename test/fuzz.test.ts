@@ -65,7 +65,7 @@ describe('fuzz: protocol decoders (fast-check)', () => {
           if (d.error.id !== undefined) expect(Number.isSafeInteger(d.error.id) && d.error.id > 0).to.equal(true);
           return;
         }
-        const fr = d.frame as Record<string, unknown>;
+        const fr = d.frame as unknown as Record<string, unknown>;
         expect(TYPES).to.include(fr.type);
         if (fr.id !== undefined) expect(Number.isSafeInteger(fr.id) && (fr.id as number) > 0).to.equal(true);
         if ('channel' in fr) expect(isValidChannel(fr.channel as string)).to.equal(true);
