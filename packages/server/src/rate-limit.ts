@@ -69,6 +69,17 @@ export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({
   maxRefused: 100,
 });
 
+/** Rate limits that are all off: for benchmarks and tests that flood on purpose. */
+export const NO_RATE_LIMITS: RateLimits = Object.freeze({
+  framesPerSec: 0,
+  framesBurst: 1,
+  bytesPerSec: 0,
+  bytesBurst: 1,
+  errorsPerSec: 0,
+  errorsBurst: 1,
+  maxRefused: 0,
+});
+
 /** What to do with an incoming frame. */
 export type RateVerdict = 'ok' | 'refused' | 'abuse';
 
