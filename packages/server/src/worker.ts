@@ -234,7 +234,7 @@ export class HeraldWorker {
     if (this.draining) return rejectUpgrade(socket, 503, 'draining', { 'Retry-After': '1' });
     // Cheap checks first: a refused upgrade costs no token verification.
     if (!this.origins.allows(req.headers.origin)) {
-      this.log.info({ origin: String(req.headers.origin).slice(0, 200) }, 'upgrade refused: origin not allowed');
+      this.log.debug({ origin: String(req.headers.origin).slice(0, 200) }, 'upgrade refused: origin not allowed');
       return rejectUpgrade(socket, 403, 'origin not allowed');
     }
     if (!this.upgrades.take()) return rejectUpgrade(socket, 503, 'too many upgrades, retry', { 'Retry-After': '1' });
