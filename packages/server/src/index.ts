@@ -29,6 +29,7 @@ export * from './redis-presence.js';
 export * from './redis-membership.js';
 export * from './redis-backends.js';
 export * from './token-verifier.js';
+export * from './token-expiry.js';
 export * from './auth-config.js';
 export * from './origin.js';
 export * from './rate-limit.js';
