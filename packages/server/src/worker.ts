@@ -22,6 +22,7 @@ import { OriginPolicy } from './origin.js';
 import { IpConnectionLimit } from './ip-limit.js';
 import { clientIp, trustedProxies } from './client-ip.js';
 import { TokenBucket } from './rate-limit.js';
+import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
 import { rejectUpgrade, sendJson } from './http-util.js';
 import { createLogger, redactUrl, type Logger } from './logger.js';
@@ -257,6 +258,7 @@ export class HeraldWorker {
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.track(ws);
         handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, log: this.log, metrics: this.metrics });
+        closeAtExpiry(ws, auth.identity.expiresAt);
       });
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
