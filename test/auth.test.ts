@@ -178,6 +178,18 @@ describe('auth: /ws with tokens (in-process worker)', () => {
     expect(Date.now()).to.be.within(exp * 1000 - 50, exp * 1000 + 1000);
   });
 
+  it('closes /echo with 4001 at the token expiry too', async () => {
+    await start('required', { secret: TEST_SECRET, clockToleranceMs: 0 });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(exp).sign(new TextEncoder().encode(TEST_SECRET));
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(`${base}/echo`, { headers: { Authorization: `Bearer ${token}` } });
+    ws.on('error', () => undefined);
+    const [code] = await waitFor<[number]>(ws, 'close', 5000);
+    expect(code).to.equal(4001);
+    expect(Date.now()).to.be.within(exp * 1000 - 50, exp * 1000 + 1000);
+  });
+
   it('mode optional: no token is anonymous, a bad token is 401, an auth frame upgrades the identity', async () => {
     await start('optional');
     const anon = keep(await TestClient.open(`${base}/ws?user=mallory`));
