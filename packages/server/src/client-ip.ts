@@ -18,9 +18,16 @@ export function clientIp(req: IncomingMessage, trusted: ReadonlySet<string>): st
   if (!trusted.has(peer)) return peer;
   const header = req.headers['x-forwarded-for'];
   if (typeof header !== 'string') return peer;
-  const hops = header.split(',').map((h) => canonical(h.trim())).filter((h) => isIP(h) !== 0);
-  for (let i = hops.length - 1; i >= 0; i--) if (!trusted.has(hops[i]!)) return hops[i]!;
-  return hops[0] ?? peer;
+  const hops = header.split(',').map((h) => canonical(h.trim()));
+  let address = peer;
+  // Walk from the right while the hop that appended the entry is trusted (as the balancer does);
+  // a garbage entry ends the walk, since what lies left of it is not trustworthy either.
+  while (hops.length > 0 && trusted.has(address)) {
+    const hop = hops.pop()!;
+    if (isIP(hop) === 0) break;
+    address = hop;
+  }
+  return address;
 }
 
 /** Canonical set of trusted proxy addresses from a list. */
