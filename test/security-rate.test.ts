@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { setTimeout as delay } from 'node:timers/promises';
-import { TokenBucket, ConnectionRateLimiter, IpConnectionLimit, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import type { IncomingMessage } from 'node:http';
+import { TokenBucket, ConnectionRateLimiter, IpConnectionLimit, clientIp, trustedProxies, type HeraldWorker, type WorkerOptions } from '@herald/server';
 import { TestClient, startInProcess, startWorker, eventually, upgradeRequest, type WorkerProcess } from './helpers/index.js';
 
 describe('security: rate limiter units', () => {
@@ -27,6 +28,18 @@ describe('security: rate limiter units', () => {
     expect(l.admit(90)).to.equal('ok'); // the refused frame did not use up the frame budget
     expect([l.allowError(), l.allowError(), l.allowError()]).to.deep.equal([true, true, false]);
     expect(l.droppedErrors).to.equal(1);
+  });
+
+  it('client address: X-Forwarded-For only through trusted proxies, walked from the right', () => {
+    const req = (peer: string, xff?: string) => ({ socket: { remoteAddress: peer }, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } }) as unknown as IncomingMessage;
+    const trusted = trustedProxies(['10.0.0.1', '10.0.0.2']);
+    expect(clientIp(req('::ffff:203.0.113.7'), trusted)).to.equal('203.0.113.7');
+    expect(clientIp(req('203.0.113.7', '1.2.3.4'), trusted)).to.equal('203.0.113.7'); // untrusted peer: header ignored
+    expect(clientIp(req('10.0.0.1', '198.51.100.1'), trusted)).to.equal('198.51.100.1');
+    expect(clientIp(req('10.0.0.1', '6.6.6.6, 198.51.100.1'), trusted)).to.equal('198.51.100.1'); // forged left part
+    expect(clientIp(req('10.0.0.1', '198.51.100.1, 10.0.0.2'), trusted)).to.equal('198.51.100.1'); // two proxies
+    expect(clientIp(req('10.0.0.1', '6.6.6.6, junk'), trusted)).to.equal('10.0.0.1'); // garbage ends the walk
+    expect(clientIp(req('10.0.0.1'), trusted)).to.equal('10.0.0.1');
   });
 
   it('per-IP limit counts and releases', () => {
