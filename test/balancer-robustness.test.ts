@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { pickWorker } from '@herald/balancer';
-import { TestClient, eventually, startWorker, type WorkerProcess } from './helpers/index.js';
+import { TestClient, eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { startBalancer, type BalancerProcess } from './helpers/balancer.js';
 
 /** A raw upgrade request, so a test controls exactly when the client goes away. */
@@ -37,9 +37,12 @@ async function bystander(url: string): Promise<{ ws: WebSocket; check(): Promise
   };
 }
 
-describe('balancer robustness (3 workers, fd counts)', function () {
+describe('balancer robustness (redis, 3 workers, fd counts)', function () {
   this.timeout(60_000);
 
+  let redis: TestRedis;
+  let prefix: string;
+  let testNo = 0;
   let workers: WorkerProcess[] = [];
   let balancer: BalancerProcess;
   let baseline: number;
@@ -77,9 +80,20 @@ describe('balancer robustness (3 workers, fd counts)', function () {
     return Math.min(...readings);
   }
 
+  /** Discovery settings for a balancer of this test: the workers' own membership records. */
+  const discovery = () => ({ REDIS_URL: redis.url, HERALD_REDIS_PREFIX: prefix });
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
   beforeEach(async () => {
-    workers = await Promise.all([startWorker(), startWorker(), startWorker()]);
-    balancer = await startBalancer({ HERALD_WORKERS: workers.map(address).join(',') });
+    prefix = `rob${++testNo}-${process.pid}:`;
+    workers = await Promise.all([0, 1, 2].map(() => startWorker(discovery())));
+    balancer = await startBalancer(discovery());
     await eventually(async () => expect((await balancer.status()).healthy).to.equal(3), { timeout: 10_000 });
     baseline = await settledFds(balancer);
   });
@@ -140,7 +154,7 @@ describe('balancer robustness (3 workers, fd counts)', function () {
   });
 
   it('a client that never finishes its request head is dropped after the handshake timeout (408)', async () => {
-    const quick = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_HANDSHAKE_TIMEOUT_MS: '300' });
+    const quick = await startBalancer({ ...discovery(), HERALD_HANDSHAKE_TIMEOUT_MS: '300' });
     extra.push(quick);
     await eventually(async () => expect((await quick.status()).healthy).to.equal(3), { timeout: 10_000 });
     const base = await settledFds(quick);
@@ -183,7 +197,7 @@ describe('balancer robustness (3 workers, fd counts)', function () {
   });
 
   it('a worker that does not answer the upgrade in time: 504, and sockets are freed', async () => {
-    const quick = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_HANDSHAKE_TIMEOUT_MS: '300', HERALD_HEALTH_TIMEOUT_MS: '5000' });
+    const quick = await startBalancer({ ...discovery(), HERALD_HANDSHAKE_TIMEOUT_MS: '300', HERALD_HEALTH_TIMEOUT_MS: '5000' });
     extra.push(quick);
     await eventually(async () => expect((await quick.status()).healthy).to.equal(3), { timeout: 10_000 });
     const base = await settledFds(quick);
@@ -228,7 +242,7 @@ describe('balancer robustness (3 workers, fd counts)', function () {
   });
 
   it('caps WebSocket connections per client address (429) and frees the slot on close', async () => {
-    const capped = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_MAX_CONNECTIONS_PER_IP: '2' });
+    const capped = await startBalancer({ ...discovery(), HERALD_MAX_CONNECTIONS_PER_IP: '2' });
     extra.push(capped);
     await eventually(async () => expect((await capped.status()).healthy).to.equal(3), { timeout: 10_000 });
     const base = await settledFds(capped);
@@ -244,7 +258,7 @@ describe('balancer robustness (3 workers, fd counts)', function () {
   });
 
   it('caps WebSocket tunnels in total (503 over_capacity)', async () => {
-    const capped = await startBalancer({ HERALD_WORKERS: workers.map(address).join(','), HERALD_MAX_CONNECTIONS: '3' });
+    const capped = await startBalancer({ ...discovery(), HERALD_MAX_CONNECTIONS: '3' });
     extra.push(capped);
     await eventually(async () => expect((await capped.status()).healthy).to.equal(3), { timeout: 10_000 });
     const base = await settledFds(capped);
