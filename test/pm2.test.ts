@@ -77,7 +77,14 @@ describe('pm2 ecosystem (real pm2, redis, balancer discovery)', function () {
 
   it('starts workers and the balancer, reaches a worker through it, and scales up without a restart', async () => {
     await pm2('start', 'ecosystem.config.js');
-    const list = JSON.parse(await pm2('jlist')) as Array<{ name: string; pm2_env: { status: string; PORT?: number | string; restart_time: number } }>;
+    type Proc = { name: string; pm2_env: { status: string; PORT?: number | string; restart_time: number; exec_mode: string; kill_timeout: number; wait_ready: boolean } };
+    const list = JSON.parse(await pm2('jlist')) as Proc[];
+    for (const p of list) {
+      expect(p.pm2_env.exec_mode, p.name).to.equal('fork_mode');
+      expect(p.pm2_env.wait_ready, p.name).to.equal(true);
+      // Above HERALD_DRAIN_MS (2000 here): the drain ends before pm2 would SIGKILL.
+      expect(p.pm2_env.kill_timeout, p.name).to.be.above(2000);
+    }
     expect(list.filter((p) => p.name === 'herald-worker')).to.have.length(3);
     expect(list.filter((p) => p.name === 'herald-balancer')).to.have.length(1);
     expect(list.every((p) => p.pm2_env.status === 'online')).to.equal(true);
