@@ -50,6 +50,9 @@ try {
   // pm2 `wait_ready` and child_process.fork parents wait for this.
   process.send?.('ready');
 } catch (error) {
-  logger.fatal({ err: (error as Error).message }, 'cannot start');
-  process.exit(1);
+  // After a signal during start-up the shutdown handler owns the exit.
+  if (!stopping) {
+    logger.fatal({ err: (error as Error).message }, 'cannot start');
+    process.exit(1);
+  }
 }
