@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import {
@@ -121,6 +123,27 @@ describe('balancer configuration and request keys (unit)', () => {
       expect(result.status).to.equal(1);
       expect(result.stderr).to.match(/herald-balancer: invalid balancer configuration/).and.to.match(/HERALD_STICKY/);
     });
+  });
+
+  it('the bin exits 1 with a JSON fatal line when its port is taken', async () => {
+    const blocker = net.createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [BIN], {
+        env: { PATH: process.env.PATH ?? '', HERALD_WORKERS: '127.0.0.1:1', HOST: '127.0.0.1', PORT: String(port), HERALD_HEALTH_TIMEOUT_MS: '100' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).to.equal(1);
+      const fatal = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; err?: string }).find((l) => l.msg === 'cannot start');
+      expect(fatal?.err).to.match(/EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
   });
 
   describe('sticky keys', () => {
