@@ -118,7 +118,7 @@ export class Client extends Emitter<ClientEvents> {
         return client.#state === State.Connected;
       },
       requestSubscribe: (channel, since) => this.#requestSubscribe(channel, since),
-      removeSubscription: (sub) => this.#removeSubscription(sub),
+      removeSubscription: (sub, tellServer) => this.#removeSubscription(sub, tellServer),
       retryDelay: (attempt) => this.#delay(attempt),
       publish: (channel, data) => this.publish(channel, data),
       presence: (channel) => this.presence(channel),
@@ -290,10 +290,10 @@ export class Client extends Emitter<ClientEvents> {
     });
   }
 
-  #removeSubscription(sub: Subscription): void {
+  #removeSubscription(sub: Subscription, tellServer: boolean): void {
     if (this.#subs.get(sub.channel) !== sub) return;
     this.#subs.delete(sub.channel);
-    if (this.#state !== State.Connected) return;
+    if (!tellServer || this.#state !== State.Connected) return;
     // The ack (or a not_found error if the server never had it) does not matter to anyone.
     this.#request({ type: 'unsubscribe', channel: sub.channel }).catch(() => {});
   }

@@ -83,8 +83,8 @@ export interface SubscriptionHost {
   readonly connected: boolean;
   /** Sends a subscribe frame with an id; resolves with its ack. */
   requestSubscribe(channel: string, since: StreamPosition | undefined): Promise<AckFrame>;
-  /** Removes the subscription from the client and tells the server. */
-  removeSubscription(sub: Subscription): void;
+  /** Removes the subscription from the client; `tellServer` sends an `unsubscribe` frame. */
+  removeSubscription(sub: Subscription, tellServer: boolean): void;
   /** Reconnect delay for the n-th failed try, reused for subscribe retries. */
   retryDelay(attempt: number): number;
   publish(channel: string, data: unknown): Promise<PublishResult>;
@@ -181,7 +181,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   unsubscribe(): void {
     if (this.#state === SubscriptionState.Unsubscribed) return;
     this.#stop('unsubscribe() called');
-    this.host.removeSubscription(this);
+    this.host.removeSubscription(this, true);
   }
 
   /** @internal The client wants this subscription active: subscribe now if connected. */
@@ -264,7 +264,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         if (error instanceof ServerError && !RETRYABLE.has(error.code)) {
           // A refusal (forbidden, bad_request, …) will not change by retrying.
           this.#stop(`${error.code}: ${error.message}`);
-          this.host.removeSubscription(this);
+          this.host.removeSubscription(this, false);
           this.emit('error', error);
           return;
         }
