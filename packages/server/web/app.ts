@@ -226,7 +226,7 @@ function onFile(payload: Uint8Array): void {
   const bytes = payload.slice(2 + length);
   const type = typeof meta.type === 'string' ? meta.type : 'application/octet-stream';
   const url = URL.createObjectURL(new Blob([bytes], { type }));
-  const li = item(typeof meta.from === 'string' ? meta.from : null, 'msg file');
+  const li = item(typeof meta.from === 'string' ? meta.from : null, 'msg attachment');
   const name = typeof meta.name === 'string' ? meta.name : 'file';
   if (type.startsWith('image/')) {
     const img = document.createElement('img');
