@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+import { loadConfig } from '../config.js';
+import { ConfigError } from '../errors/config-error.js';
+import { createLogger } from '../logger.js';
+import { createBackends } from '../backends.js';
+import { HeraldWorker } from '../worker.js';
+import { Authenticator } from '../auth.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`herald-worker: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, { node: config.nodeId });
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+
+  const backends = await createBackends(config, log);
+  const worker = new HeraldWorker({
+    nodeId: config.nodeId,
+    ...backends,
+    namespaces: config.namespaces,
+    authenticator: new Authenticator('none'),
+    apiKey: process.env.HERALD_API_KEY || undefined,
+    maxMessageBytes: config.maxMessageBytes,
+    heartbeatMs: config.heartbeatMs,
+    drainMs: config.drainMs,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxConnections: config.maxConnections,
+    perMessageDeflate: config.perMessageDeflate,
+    limits: { sendBufferBytes: config.sendBufferBytes },
+    log,
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    worker.drain().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  const port = await worker.listen(config.port, config.host);
+  await backends.started(port);
+  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : 'memory' }, 'listening');
+  // pm2's wait_ready (and any parent with an IPC channel) waits for this.
+  process.send?.('ready');
+}
+
+main().catch((err) => {
+  process.stderr.write(`herald-worker: failed to start: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

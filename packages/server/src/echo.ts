@@ -1,0 +1,23 @@
+import { WebSocket } from 'ws';
+import { CloseCode } from '@herald/protocol';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * `/echo`: every message goes back with the same opcode (text stays text, binary stays
+ * binary). A peer that does not read its echoes is closed with 4008 once its send buffer
+ * passes `sendBufferBytes`, so memory stays bounded.
+ */
+export function handleEcho(ws: WebSocket, opts: { sendBufferBytes: number; log: Logger; metrics: Metrics }): void {
+  opts.metrics.connections.inc({ endpoint: 'echo' });
+  ws.on('message', (data, isBinary) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(data, { binary: isBinary });
+    if (ws.bufferedAmount > opts.sendBufferBytes) {
+      opts.metrics.closes.inc({ code: String(CloseCode.SlowConsumer) });
+      ws.close(CloseCode.SlowConsumer, 'slow consumer');
+    }
+  });
+  ws.on('error', (err) => opts.log.debug({ err }, 'echo socket error'));
+  ws.once('close', () => opts.metrics.connections.dec({ endpoint: 'echo' }));
+}

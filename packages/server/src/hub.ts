@@ -1,0 +1,116 @@
+import { encodeBinaryFrame, encodeServerFrame, type ServerFrame } from '@herald/protocol';
+import type { Broker, ChannelEvent, DirectMessage } from './broker.js';
+import { Interest } from './interest.js';
+import type { Logger } from './logger.js';
+
+/** What the hub needs of a local connection. */
+export interface HubMember {
+  readonly id: string;
+  readonly user: string | null;
+  /** Delivers a frame that was encoded once for every local subscriber of `channel`. */
+  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number): void;
+  /** Sends an already-encoded direct message frame. */
+  deliverDirect(frame: Buffer): void;
+  /** Closes the connection (admin disconnect). */
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Local fan-out: which local connections listen to which channel and user, and delivery of
+ * broker events to them. Each event is encoded once and the same bytes go to every socket.
+ * The hub asks the broker for exactly the channels and users it has local members for.
+ */
+export class Hub {
+  private readonly channels: Interest<HubMember>;
+  private readonly users: Interest<HubMember>;
+  private readonly connections = new Map<string, HubMember>();
+
+  constructor(broker: Broker, log: Logger) {
+    const onError = (key: string, err: unknown) => log.warn({ err, key }, 'broker unsubscribe failed');
+    this.channels = new Interest((c) => broker.subscribe(c), (c) => broker.unsubscribe(c), onError);
+    this.users = new Interest((u) => broker.subscribeUser(u), (u) => broker.unsubscribeUser(u), onError);
+  }
+
+  /** Number of open local connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Number of channels with local subscribers. */
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /** Every local connection (a snapshot). */
+  all(): HubMember[] {
+    return [...this.connections.values()];
+  }
+
+  /** Registers a connection; resolves once direct messages for its user reach this node. */
+  addConnection(member: HubMember): Promise<void> {
+    this.connections.set(member.id, member);
+    return member.user === null ? Promise.resolve() : this.users.add(member.user, member);
+  }
+
+  /** Forgets a connection (its channel subscriptions are removed by the caller). */
+  removeConnection(member: HubMember): void {
+    this.connections.delete(member.id);
+    if (member.user !== null) this.users.remove(member.user, member);
+  }
+
+  /** Subscribes a local connection to a channel; resolves once the broker delivers it here. */
+  subscribe(channel: string, member: HubMember): Promise<void> {
+    return this.channels.add(channel, member);
+  }
+
+  /** Unsubscribes a local connection from a channel. */
+  unsubscribe(channel: string, member: HubMember): void {
+    this.channels.remove(channel, member);
+  }
+
+  /** Whether `member` is subscribed to `channel` here. */
+  isSubscribed(channel: string, member: HubMember): boolean {
+    return this.channels.get(channel)?.has(member) ?? false;
+  }
+
+  /** Delivers a broker channel event to local subscribers, encoding it once. */
+  deliver(event: ChannelEvent): void {
+    const members = this.channels.get(event.channel);
+    if (!members || members.size === 0) return;
+    let frame: Buffer | Uint8Array;
+    let binary = false;
+    if (event.kind === 'message' && event.bytes) {
+      frame = encodeBinaryFrame(event.channel, event.bytes);
+      binary = true;
+    } else {
+      frame = Buffer.from(encodeServerFrame(toServerFrame(event)));
+    }
+    const offset = event.kind === 'message' ? event.offset : undefined;
+    for (const m of members) m.deliver(event.channel, frame, binary, offset);
+  }
+
+  /** Delivers a direct message to every local connection of its user. */
+  deliverDirect(message: DirectMessage): void {
+    const members = this.users.get(message.user);
+    if (!members || members.size === 0) return;
+    const frame = Buffer.from(encodeServerFrame({ type: 'direct', from: message.from, data: message.data }));
+    for (const m of members) m.deliverDirect(frame);
+  }
+
+  /** Closes every local connection of `user`; returns how many. */
+  disconnectUser(user: string, code: number, reason: string): number {
+    const members = [...(this.users.get(user) ?? [])];
+    for (const m of members) m.close(code, reason);
+    return members.length;
+  }
+}
+
+/** The wire frame of a (text) channel event. */
+export function toServerFrame(event: ChannelEvent): ServerFrame {
+  if (event.kind === 'message') {
+    const frame: ServerFrame = { type: 'message', channel: event.channel, data: event.data, from: event.from };
+    if (event.offset !== undefined) Object.assign(frame, { offset: event.offset, epoch: event.epoch });
+    return frame;
+  }
+  return { type: event.kind, channel: event.channel, user: event.user, conn: event.conn };
+}

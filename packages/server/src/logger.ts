@@ -1,0 +1,18 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Creates the process logger: JSON lines on stdout. Query strings are stripped from logged
+ * URLs by the callers (`redactUrl`) because tokens may travel in `?token=`.
+ */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({ level, base: { pid: process.pid, ...bindings }, redact: ['token', '*.token', 'headers.authorization'] });
+}
+
+/** A URL path without its query string, safe to log. */
+export function redactUrl(url: string | undefined): string {
+  if (!url) return '';
+  const q = url.indexOf('?');
+  return q === -1 ? url : `${url.slice(0, q)}?…`;
+}

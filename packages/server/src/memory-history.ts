@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import type { StreamPosition } from '@herald/protocol';
+import type { ChannelMessage, HistoryPolicy } from './broker.js';
+import type { History, Recovery } from './history.js';
+
+interface Stream {
+  epoch: string;
+  offset: number;
+  messages: ChannelMessage[];
+  expiresAt: number;
+}
+
+/** A fresh stream epoch: short, random, never reused. */
+export function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/** History kept in this process; used with the in-memory broker. */
+export class MemoryHistory implements History {
+  private readonly streams = new Map<string, Stream>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private stream(channel: string): Stream | undefined {
+    const s = this.streams.get(channel);
+    if (s && s.expiresAt <= this.now()) {
+      this.streams.delete(channel);
+      return undefined;
+    }
+    return s;
+  }
+
+  /** Appends `message` (copied) with the next offset; called by the memory broker. */
+  append(message: ChannelMessage, policy: HistoryPolicy): ChannelMessage {
+    let s = this.stream(message.channel);
+    if (!s) {
+      s = { epoch: newEpoch(), offset: 0, messages: [], expiresAt: 0 };
+      this.streams.set(message.channel, s);
+    }
+    s.offset += 1;
+    s.expiresAt = this.now() + policy.ttlMs;
+    const stored: ChannelMessage = { ...message, offset: s.offset, epoch: s.epoch };
+    s.messages.push(stored);
+    if (s.messages.length > policy.size) s.messages.splice(0, s.messages.length - policy.size);
+    return stored;
+  }
+
+  async position(channel: string): Promise<StreamPosition> {
+    let s = this.stream(channel);
+    if (!s) {
+      // An empty stream still gets an epoch, so a client can recover from offset 0 later.
+      s = { epoch: newEpoch(), offset: 0, messages: [], expiresAt: Number.MAX_SAFE_INTEGER };
+      this.streams.set(channel, s);
+    }
+    return { offset: s.offset, epoch: s.epoch };
+  }
+
+  async recover(channel: string, since: StreamPosition): Promise<Recovery> {
+    const position = await this.position(channel);
+    const s = this.streams.get(channel)!;
+    if (since.epoch !== s.epoch) return { messages: [], position, recovered: false };
+    const messages = s.messages.filter((m) => m.offset! > since.offset);
+    const first = s.messages[0]?.offset ?? s.offset + 1;
+    return { messages, position, recovered: since.offset >= first - 1 };
+  }
+
+  /** Drops expired streams; called periodically by the node. */
+  sweep(): void {
+    const now = this.now();
+    for (const [channel, s] of this.streams) if (s.expiresAt <= now) this.streams.delete(channel);
+  }
+}

@@ -1,0 +1,24 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The worker's Prometheus metrics, in a registry of their own (served at `/metrics`). */
+export class Metrics {
+  readonly registry = new Registry();
+  /** Open WebSocket connections by endpoint (`ws`, `echo`). */
+  readonly connections = new Gauge({ name: 'herald_connections', help: 'Open WebSocket connections', labelNames: ['endpoint'] as const, registers: [this.registry] });
+  /** Frames received from clients on /ws. */
+  readonly framesIn = new Counter({ name: 'herald_frames_received_total', help: 'Frames received on /ws', registers: [this.registry] });
+  /** Channel and direct frames written to clients. */
+  readonly framesOut = new Counter({ name: 'herald_frames_sent_total', help: 'Frames sent on /ws', registers: [this.registry] });
+  /** Error frames sent, by code. */
+  readonly errors = new Counter({ name: 'herald_errors_total', help: 'Error frames sent, by code', labelNames: ['code'] as const, registers: [this.registry] });
+  /** Connections closed by the server, by close code. */
+  readonly closes = new Counter({ name: 'herald_server_closes_total', help: 'Connections closed by the server, by close code', labelNames: ['code'] as const, registers: [this.registry] });
+  /** Messages published, by origin (`ws`, `api`). */
+  readonly publishes = new Counter({ name: 'herald_publishes_total', help: 'Messages published', labelNames: ['origin'] as const, registers: [this.registry] });
+  /** 1 while the broker can reach the cluster. */
+  readonly brokerUp = new Gauge({ name: 'herald_broker_up', help: '1 while the broker is available', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
+  }
+}

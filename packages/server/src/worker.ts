@@ -1,0 +1,289 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCode } from '@herald/protocol';
+import type { Broker } from './broker.js';
+import type { History } from './history.js';
+import type { Presence } from './presence.js';
+import { MemoryBroker } from './memory-broker.js';
+import { MemoryPresence } from './memory-presence.js';
+import { Hub } from './hub.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Heartbeat } from './heartbeat.js';
+import { Namespaces, type NamespaceOptions } from './namespaces.js';
+import { Session, type SessionLimits } from './session.js';
+import { handleEcho } from './echo.js';
+import { handleApi } from './api.js';
+import { serveStatic } from './static-files.js';
+import { Metrics } from './metrics.js';
+import { Authenticator } from './auth.js';
+import { closeInBatches } from './drain.js';
+import { rejectUpgrade, sendJson } from './http-util.js';
+import { createLogger, redactUrl, type Logger } from './logger.js';
+
+/** Options of a {@link HeraldWorker}; every field has a default. */
+export interface WorkerOptions {
+  /** This node's id. @default "node" */
+  nodeId?: string;
+  /** Transport between nodes. @default a new MemoryBroker */
+  broker?: Broker;
+  /** Presence store. @default a new MemoryPresence */
+  presence?: Presence;
+  /** History store; with the default broker, the broker's own memory history. */
+  history?: History;
+  /** Options per namespace (`""` is the default namespace). @default {} */
+  namespaces?: Record<string, Partial<NamespaceOptions>>;
+  /** Authentication of upgrades. @default new Authenticator('none') */
+  authenticator?: Authenticator;
+  /** Key for `/api/*`; unset refuses every API call with 401. */
+  apiKey?: string;
+  /** Largest message in bytes; larger frames close the connection with 1009. @default 65536 */
+  maxMessageBytes?: number;
+  /** Protocol ping interval in ms. @default 25000 */
+  heartbeatMs?: number;
+  /** Graceful shutdown budget in ms. @default 10000 */
+  drainMs?: number;
+  /** Time to send complete upgrade/request headers, in ms. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Open WebSocket connections accepted; more get 503. @default 20000 */
+  maxConnections?: number;
+  /** Offer permessage-deflate (its inflated size is capped by maxMessageBytes). @default false */
+  perMessageDeflate?: boolean;
+  /** Per-connection limits. @default { sendBufferBytes: 1048576, maxSubscriptions: 1000, closeGraceMs: 5000 } */
+  limits?: Partial<SessionLimits>;
+  /** Logger. @default pino at level "info" */
+  log?: Logger;
+}
+
+/**
+ * One Herald worker: an HTTP server with the WebSocket endpoints `/echo` and `/ws`, health,
+ * metrics, the HTTP API and the demo app, on top of a broker, presence and history.
+ */
+export class HeraldWorker {
+  readonly nodeId: string;
+  readonly hub: Hub;
+  readonly metrics = new Metrics();
+  readonly server: Server;
+  private readonly broker: Broker;
+  private readonly presence: Presence;
+  private readonly history: History;
+  private readonly log: Logger;
+  private readonly wss: WebSocketServer;
+  private readonly heartbeat: Heartbeat;
+  private readonly namespaces: Namespaces;
+  private readonly authenticator: Authenticator;
+  private readonly limits: SessionLimits;
+  private readonly opts: Required<Pick<WorkerOptions, 'maxMessageBytes' | 'heartbeatMs' | 'drainMs' | 'handshakeTimeoutMs' | 'maxConnections'>> & WorkerOptions;
+  private draining = false;
+  /** Every open WebSocket (both endpoints), for the connection cap and shutdown. */
+  private readonly sockets = new Set<WebSocket>();
+  private readonly sessions = new Map<WebSocket, Session>();
+  private drained?: Promise<void>;
+
+  constructor(options: WorkerOptions = {}) {
+    this.opts = { maxMessageBytes: 65_536, heartbeatMs: 25_000, drainMs: 10_000, handshakeTimeoutMs: 10_000, maxConnections: 20_000, ...options };
+    this.nodeId = options.nodeId ?? 'node';
+    this.log = options.log ?? createLogger('info', { node: this.nodeId });
+    const memory = options.broker ? undefined : new MemoryBroker();
+    this.broker = options.broker ?? memory!;
+    this.history = options.history ?? memory?.history ?? (() => { throw new TypeError('a custom broker needs a history store'); })();
+    this.presence = options.presence ?? new MemoryPresence();
+    this.namespaces = new Namespaces(options.namespaces);
+    this.authenticator = options.authenticator ?? new Authenticator('none');
+    this.limits = { sendBufferBytes: 1024 * 1024, maxSubscriptions: 1000, closeGraceMs: 5000, ...options.limits };
+    this.hub = new Hub(this.broker, this.log);
+    this.heartbeat = new Heartbeat(this.opts.heartbeatMs);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.opts.maxMessageBytes,
+      perMessageDeflate: options.perMessageDeflate ? { threshold: 1024 } : false,
+      clientTracking: false,
+    });
+    this.wss.on('error', (err) => this.log.error({ err }, 'websocket server error'));
+    this.server = createServer({ requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) });
+    this.server.on('request', (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
+    this.server.on('error', (err) => this.log.error({ err }, 'http server error'));
+  }
+
+  /** True while the worker accepts connections and the broker is available. */
+  get ready(): boolean {
+    return !this.draining && this.server.listening && this.broker.available;
+  }
+
+  /** Starts the broker, then listens. Resolves with the bound port. */
+  async listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    await this.broker.start({
+      onChannelEvent: (event) => this.hub.deliver(event),
+      onDirect: (message) => this.hub.deliverDirect(message),
+      onCommand: (command) => {
+        if (command.kind === 'disconnect') {
+          const n = this.hub.disconnectUser(command.user, CloseCode.Policy, 'disconnected by admin');
+          this.log.info({ user: command.user, connections: n }, 'admin disconnect');
+        }
+      },
+      onAvailability: (available) => {
+        this.metrics.brokerUp.set(available ? 1 : 0);
+        this.log[available ? 'info' : 'warn']({ available }, available ? 'broker available' : 'broker unavailable');
+      },
+    });
+    this.metrics.brokerUp.set(this.broker.available ? 1 : 0);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.port;
+  }
+
+  /** The bound port (after {@link listen}). */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  // ---- HTTP --------------------------------------------------------------
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((err) => {
+      this.log.error({ err, url: redactUrl(req.url) }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
+      else res.destroy();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    switch (url.pathname) {
+      case '/healthz':
+        return sendJson(res, 200, { ok: true, node: this.nodeId });
+      case '/readyz': {
+        if (this.ready) return sendJson(res, 200, { ready: true, node: this.nodeId });
+        const reason = this.draining ? 'draining' : !this.broker.available ? 'broker unavailable' : 'starting';
+        return sendJson(res, 503, { ready: false, node: this.nodeId, reason });
+      }
+      case '/metrics':
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+        return void res.end(await this.metrics.registry.metrics());
+    }
+    const api = { apiKey: this.opts.apiKey, broker: this.broker, presence: this.presence, namespaces: this.namespaces, metrics: this.metrics, maxBodyBytes: this.opts.maxMessageBytes + 1024 };
+    if (await handleApi(req, res, url, api)) return;
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      let served = false;
+      try {
+        served = await serveStatic(url.pathname, res);
+      } catch (err) {
+        if (!(err instanceof URIError)) throw err;
+      }
+      if (served) return;
+    }
+    sendJson(res, 404, { error: { code: 'not_found', message: 'not found' } });
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    // Garbage before the upgrade, oversized or slow headers: answer if we can, then drop.
+    this.log.debug({ code: err.code }, 'client error');
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    rejectUpgrade(socket, status, 'bad request');
+  }
+
+  // ---- upgrades ----------------------------------------------------------
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => this.log.debug({ err }, 'upgrade socket error'));
+    this.upgrade(req, socket, head).catch((err) => {
+      this.log.error({ err, url: redactUrl(req.url) }, 'upgrade failed');
+      rejectUpgrade(socket, 500, 'internal error');
+    });
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws' && url.pathname !== '/echo') return rejectUpgrade(socket, 404, 'no WebSocket endpoint here');
+    if (this.draining) return rejectUpgrade(socket, 503, 'draining', { 'Retry-After': '1' });
+    if (this.sockets.size >= this.opts.maxConnections) {
+      return rejectUpgrade(socket, 503, 'too many connections', { 'Retry-After': '5' });
+    }
+    if (url.pathname === '/echo') {
+      return this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.track(ws);
+        handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, log: this.log, metrics: this.metrics });
+      });
+    }
+    const auth = await this.authenticator.fromRequest(req, url);
+    if (!auth.ok) return rejectUpgrade(socket, auth.status, auth.message);
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      this.track(ws);
+      const session = new Session(ws, auth.identity, {
+        node: this.nodeId,
+        heartbeatMs: this.opts.heartbeatMs,
+        hub: this.hub,
+        broker: this.broker,
+        presence: this.presence,
+        history: this.history,
+        namespaces: this.namespaces,
+        limits: this.limits,
+        metrics: this.metrics,
+        log: this.log,
+      });
+      this.sessions.set(ws, session);
+      ws.once('close', () => this.sessions.delete(ws));
+      session.start();
+    });
+  }
+
+  private track(ws: WebSocket): void {
+    this.sockets.add(ws);
+    ws.once('close', () => this.sockets.delete(ws));
+    this.heartbeat.track(ws);
+  }
+
+  // ---- shutdown ----------------------------------------------------------
+
+  /**
+   * Graceful shutdown: readiness turns false, new upgrades get 503, clients are closed with
+   * 1001 in paced batches over about half the drain budget, then the broker and presence
+   * are closed. Resolves when done (at most `drainMs` plus a little).
+   */
+  drain(): Promise<void> {
+    this.drained ??= this.runDrain();
+    return this.drained;
+  }
+
+  private async runDrain(): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + this.opts.drainMs;
+    const sockets = [...this.sockets];
+    this.log.info({ connections: sockets.length, drainMs: this.opts.drainMs }, 'draining');
+    const allClosed = Promise.all(sockets.map((ws) => new Promise((resolve) => (ws.readyState === ws.CLOSED ? resolve(0) : ws.once('close', resolve)))));
+    const targets = sockets.map((ws) => this.sessions.get(ws) ?? ws);
+    await closeInBatches(targets, { code: CloseCode.GoingAway, reason: 'going away', spreadMs: this.opts.drainMs / 2 });
+    // Peers get until shortly before the deadline to answer the close frames.
+    await Promise.race([allClosed, delay(Math.max(0, deadline - Date.now() - 500), undefined, { ref: false })]);
+    for (const ws of this.sockets) ws.terminate();
+    this.heartbeat.stop();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.presence.close().catch((err) => this.log.warn({ err }, 'presence close failed'));
+    await this.broker.close().catch((err) => this.log.warn({ err }, 'broker close failed'));
+    this.log.info({ ms: this.opts.drainMs - (deadline - Date.now()) }, 'drained');
+  }
+
+  /** Closes everything at once (tests, fatal errors): terminates sockets without 1001. */
+  async close(): Promise<void> {
+    this.draining = true;
+    this.heartbeat.stop();
+    for (const ws of this.sockets) ws.terminate();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.presence.close().catch(() => undefined);
+    await this.broker.close().catch(() => undefined);
+  }
+}

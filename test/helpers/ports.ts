@@ -1,0 +1,17 @@
+import { createServer } from 'node:net';
+
+/**
+ * A TCP port that was free a moment ago, for programs that cannot listen on port 0 and
+ * report back (redis-server, nginx, pm2 apps). The OS hands out ephemeral ports in turn,
+ * so a reuse race is unlikely.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,31 @@
+import { fileURLToPath } from 'node:url';
+import { spawnChild, type Child } from './child.js';
+
+/** Path of the built worker bin. */
+export const WORKER_BIN = fileURLToPath(new URL('../../packages/server/dist/bin/herald-worker.js', import.meta.url));
+
+/** A worker process started by a test. */
+export interface WorkerProcess {
+  port: number;
+  node: string;
+  url: string;
+  wsUrl: string;
+  child: Child;
+  /** Sends `signal` (SIGTERM: graceful drain) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `herald-worker` on a free port (PORT=0) with `env`, and waits until it listens. */
+export async function startWorker(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
+  const child = spawnChild('worker', process.execPath, [WORKER_BIN], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+  const line = await child.waitForLine((l) => l.includes('"msg":"listening"'));
+  const { port, node } = JSON.parse(line) as { port: number; node: string };
+  return {
+    port,
+    node,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    child,
+    stop: (signal = 'SIGTERM') => child.stop(signal),
+  };
+}
