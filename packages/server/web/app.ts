@@ -47,6 +47,8 @@ let countdown: ReturnType<typeof setInterval> | undefined;
 function showState(change: StateChange | { newState: 'connecting' | 'disconnected' }): void {
   clearInterval(countdown);
   badge.dataset.state = change.newState;
+  // Members shown while offline may have left meanwhile: grey them out until the refresh.
+  presenceList.classList.toggle('stale', change.newState !== 'connected');
   switch (change.newState) {
     case 'connecting':
       badge.textContent = 'connecting…';
