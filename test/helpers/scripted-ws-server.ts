@@ -69,12 +69,13 @@ export class ScriptedWsServer {
 
   /** Starts a server on 127.0.0.1 and a free port. */
   static async start(): Promise<ScriptedWsServer> {
-    const wss = new WebSocketServer({
+    let server: ScriptedWsServer | undefined;
+    const wss: WebSocketServer = new WebSocketServer({
       host: '127.0.0.1',
       port: 0,
-      handleProtocols: (offered) => server.selectProtocol(offered),
+      handleProtocols: (offered: Set<string>): string | false => server!.selectProtocol(offered),
     });
-    const server = new ScriptedWsServer(wss);
+    server = new ScriptedWsServer(wss);
     await once(wss, 'listening');
     return server;
   }
