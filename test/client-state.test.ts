@@ -198,7 +198,7 @@ describe('client state machine (unit, scripted ws server)', () => {
     a.connect();
     await a.ready();
     const c1 = await server.connection(1);
-    expect(c1.protocols).to.equal('herald,herald.token.jwt.a.b');
+    expect(c1.protocols).to.equal('herald.v1,herald.token.jwt.a.b');
     expect(c1.url).to.equal('/ws?user=al');
     const b = make({ token: 'jwt.c.d', tokenTransport: 'frame' });
     b.connect();

@@ -30,8 +30,8 @@ export class ScriptedWsServer {
   onFrame: (conn: ScriptedConnection, frame: Record<string, unknown>) => void = defaultAnswer;
   /** Sends a welcome as soon as a connection opens. */
   autoWelcome = true;
-  /** Selects a subprotocol when the client offers some (like the worker does with `herald`). */
-  selectProtocol = (offered: Set<string>): string | false => (offered.has('herald') ? 'herald' : false);
+  /** Selects a subprotocol when the client offers some (like the worker does with `herald.v1`). */
+  selectProtocol = (offered: Set<string>): string | false => (offered.has('herald.v1') ? 'herald.v1' : false);
   readonly #wss: WebSocketServer;
   #onConnection: ((conn: ScriptedConnection) => void)[] = [];
 

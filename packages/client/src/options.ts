@@ -20,7 +20,7 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /**
    * How the token is passed: `query` (`?token=`), `protocol` (a `Sec-WebSocket-Protocol` entry
-   * `herald.token.<jwt>` next to `herald`, for browsers that must keep tokens out of URLs and
+   * `herald.token.<jwt>` next to `herald.v1`, for browsers that must keep tokens out of URLs and
    * logs) or `frame` (a first `{"type":"auth"}` frame once the socket opens).
    * @default 'query'
    */

@@ -14,8 +14,8 @@ export function buildUrl(base: string, params: Record<string, string>, token?: s
   return url.toString();
 }
 
-/** The subprotocol the client always offers; the token entry rides next to it (`protocol` token transport). */
-export const SUBPROTOCOL = 'herald';
+/** The subprotocol offered next to the token entry (`protocol` token transport); the worker selects it, never the token entry. */
+export const SUBPROTOCOL = 'herald.v1';
 
 /** Prefix of the `Sec-WebSocket-Protocol` entry that carries a token. */
 export const TOKEN_PROTOCOL_PREFIX = 'herald.token.';
