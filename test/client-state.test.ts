@@ -257,6 +257,10 @@ describe('client state machine (unit, scripted ws server)', () => {
     expect(await client.publish('slow', 1).catch((e: unknown) => e)).to.be.instanceOf(TimeoutError);
     const bad = await client.publish('bad channel!', 1).catch((e: unknown) => e);
     expect((bad as HeraldError).code).to.equal('bad_request');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(((await client.publish('ok', cyclic).catch((e: unknown) => e)) as HeraldError).code).to.equal('bad_request');
+    expect(((await client.send('bob', undefined).catch((e: unknown) => e)) as HeraldError).code).to.equal('bad_request');
     const c1 = await server.connection(1);
     expect(c1.frames.find((f) => f.channel === 'ok')).to.deep.equal({ type: 'publish', channel: 'ok', data: { x: 1 }, id: 1 });
   });

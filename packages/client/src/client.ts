@@ -244,8 +244,18 @@ export class Client extends Emitter<ClientEvents> {
   // ---- requests ----------------------------------------------------------------------------
 
   #request(frame: Outgoing): Promise<AckFrame | undefined> {
+    if ('data' in frame && frame.data === undefined) {
+      return Promise.reject(new HeraldError('bad_request', '"data" must be a JSON value, not undefined'));
+    }
     const id = ++this.#nextId;
-    return this.#enqueue(encodeClientFrame({ ...frame, id } as ClientFrame), id);
+    let text: string;
+    try {
+      text = encodeClientFrame({ ...frame, id } as ClientFrame);
+    } catch (error) {
+      // JSON.stringify throws on BigInt and cycles: a bad argument, reported like the server would.
+      return Promise.reject(new HeraldError('bad_request', `data is not serialisable as JSON: ${(error as Error).message}`));
+    }
+    return this.#enqueue(text, id);
   }
 
   /** Sends now when connected, else queues; the timeout runs from here. */
