@@ -6,9 +6,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * - `cut()` resets every current connection (the client sees 1006),
  * - `freeze()` keeps current connections open but stops moving bytes (a half-open link that
  *   only an app-level ping notices),
- * - `down()` / `up()` stop and restart listening on the same port (connection refused meanwhile),
- * - `retarget(port)` sends new connections to another server (a minimal stand-in for a balancer
- *   that moves a client to another worker).
+ * - `down()` / `up()` stop and restart listening on the same port (connection refused meanwhile).
  * New connections after `cut()`/`freeze()` are proxied normally.
  */
 export class TcpProxy {
@@ -20,13 +18,8 @@ export class TcpProxy {
   private constructor(
     /** The port the proxy listens on. */
     public port: number,
-    private target: { host: string; port: number },
+    private readonly target: { host: string; port: number },
   ) {}
-
-  /** Sends new connections to `port` on 127.0.0.1; current ones stay where they are. */
-  retarget(port: number): void {
-    this.target = { host: '127.0.0.1', port };
-  }
 
   /** Starts a proxy to `targetPort` on 127.0.0.1, listening on `port` (0 = any free port). */
   static async start(targetPort: number, port = 0): Promise<TcpProxy> {
