@@ -23,7 +23,7 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
 export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
   const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` }, log);
   const prefix = config.redisPrefix;
-  const history = new RedisHistory(clients.publisher, { prefix });
+  const history = new RedisHistory(clients.publisher, { prefix, log });
   const broker = new RedisBroker(clients, {
     nodeId: config.nodeId,
     prefix,

@@ -2,7 +2,8 @@ import type { StreamPosition } from '@herald/protocol';
 import type { ChannelMessage, HistoryPolicy } from './broker.js';
 import type { History, Recovery } from './history.js';
 import { newEpoch } from './memory-history.js';
-import type { RedisCommandClient } from './redis-client.js';
+import { toUnavailable, type RedisCommandClient } from './redis-client.js';
+import type { Logger } from './logger.js';
 import { decodeEnvelope } from './redis-envelope.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisScript } from './redis-script.js';
@@ -81,6 +82,8 @@ export interface RedisHistoryOptions {
   emptyStreamTtlMs?: number;
   /** Epoch generator. @default random 8 characters */
   newEpoch?: () => string;
+  /** Logs Redis error replies (a failed read answers `unavailable` either way). */
+  log?: Logger;
 }
 
 /**
@@ -92,15 +95,21 @@ export class RedisHistory implements History {
   private readonly keys: RedisKeys;
   private readonly emptyTtl: number;
   private readonly epoch: () => string;
+  private readonly log?: Logger;
 
   constructor(private readonly client: RedisCommandClient, options: RedisHistoryOptions = {}) {
+    this.log = options.log;
     this.keys = new RedisKeys(options.prefix);
     this.emptyTtl = options.emptyStreamTtlMs ?? 300_000;
     this.epoch = options.newEpoch ?? newEpoch;
   }
 
   async position(channel: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await POSITION.run(this.client, [this.keys.historyMeta(channel), this.keys.historyList(channel), this.epoch(), this.emptyTtl])) as [number, string];
+    const [offset, epoch] = (await POSITION.run(this.client, [this.keys.historyMeta(channel), this.keys.historyList(channel), this.epoch(), this.emptyTtl]).catch(
+      (err: unknown) => {
+        throw toUnavailable(err, 'history position', this.log);
+      },
+    )) as [number, string];
     return { offset: Number(offset), epoch: String(epoch) };
   }
 
@@ -112,7 +121,9 @@ export class RedisHistory implements History {
       this.emptyTtl,
       since.epoch,
       since.offset,
-    ])) as Array<number | Buffer>;
+    ]).catch((err: unknown) => {
+      throw toUnavailable(err, 'history recovery', this.log);
+    })) as Array<number | Buffer>;
     const position = { offset: Number(reply[0]), epoch: String(reply[1]) };
     if (position.epoch !== since.epoch) return { messages: [], position, recovered: false };
     const len = Number(reply[reply.length - 1]);

@@ -72,6 +72,8 @@ export interface SessionStart {
 /** A subscription of this session: while recovering, live events wait in `buffer`. */
 interface Subscription {
   buffer?: Array<{ frame: Buffer | Uint8Array; binary: boolean; offset?: number }>;
+  /** The presence join, once started: resolves true when the cluster was told. */
+  joined?: Promise<boolean>;
 }
 
 /** A fresh connection id. */
@@ -237,17 +239,23 @@ export class Session implements HubMember {
       if (!decoded.ok) return this.sendError(decoded.error);
       const { channel, payload } = decoded.frame;
       // Copy: the payload is a view into ws's receive buffer.
-      this.publish(channel, { bytes: Uint8Array.from(payload) }).catch((error: FrameError) => this.sendError(error));
+      this.publish(channel, { bytes: Uint8Array.from(payload) }).catch((err: unknown) => this.answerFailure(err, undefined, 'binary publish'));
       return;
     }
     const decoded = decodeClientFrame(buf.toString('utf8'));
     if (!decoded.ok) return this.sendError(decoded.error);
-    this.handle(decoded.frame).catch((err: unknown) => {
-      const id = decoded.frame.id;
-      if (isFrameError(err)) return this.sendError(id === undefined ? err : { ...err, id });
-      this.log.error({ err, type: decoded.frame.type }, 'frame handler failed');
-      this.sendError({ code: ErrorCode.Internal, message: 'internal error', id });
-    });
+    this.handle(decoded.frame).catch((err: unknown) => this.answerFailure(err, decoded.frame.id, decoded.frame.type));
+  }
+
+  /** Answers a failed frame: its documented error, or `internal` (logged) for anything unexpected. */
+  private answerFailure(err: unknown, id: number | undefined, what: string): void {
+    if (isFrameError(err)) return this.sendError(id === undefined ? err : { ...err, id });
+    this.log.error({ err, type: what }, 'frame handler failed');
+    this.sendError({ code: ErrorCode.Internal, message: 'internal error', id });
+  }
+
+  private pong(id: number | undefined): void {
+    this.sendFrame(id === undefined ? { type: 'pong' } : { type: 'pong', id });
   }
 
   /** Mode `required` before the `auth` frame: only `auth` and `ping` are accepted. */
@@ -255,7 +263,7 @@ export class Session implements HubMember {
     const decoded = isBinary ? undefined : decodeClientFrame(buf.toString('utf8'));
     if (decoded && !decoded.ok) return this.sendError(decoded.error);
     const frame = decoded?.frame;
-    if (frame?.type === 'ping') return this.sendFrame(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+    if (frame?.type === 'ping') return this.pong(frame.id);
     if (frame?.type === 'auth') {
       this.authenticate(frame.token, frame.id).catch((err: unknown) => {
         if (isFrameError(err)) return this.sendError({ ...err, id: frame.id });
@@ -307,7 +315,7 @@ export class Session implements HubMember {
   private async handle(frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'ping':
-        return this.sendFrame(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+        return this.pong(frame.id);
       case 'subscribe':
         return this.subscribe(frame.channel, frame.since, frame.id);
       case 'unsubscribe':
@@ -367,7 +375,7 @@ export class Session implements HubMember {
           last = position.offset;
           ackFields = { offset: position.offset, epoch: position.epoch, recovered: true };
         }
-        if (this.subs.get(channel) !== sub) return; // unsubscribed or closed meanwhile
+        if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
         this.ack(id, ackFields);
         const buffered = sub.buffer ?? [];
         sub.buffer = undefined;
@@ -385,7 +393,14 @@ export class Session implements HubMember {
     // After the ack: the subscription stands even when the cluster cannot be told of the join
     // right now (Redis down); the member is then missing from presence until it resubscribes.
     if (ns.presence && this.subs.get(channel) === sub) {
-      await this.join(channel).catch((err) => this.log.warn({ err, channel }, 'presence join failed'));
+      sub.joined = this.join(channel).then(
+        () => true,
+        (err: unknown) => {
+          this.log.warn({ err, channel }, 'presence join failed');
+          return false;
+        },
+      );
+      await sub.joined;
     }
   }
 
@@ -401,9 +416,11 @@ export class Session implements HubMember {
   }
 
   private async unsubscribe(channel: string): Promise<void> {
+    const sub = this.subs.get(channel);
     this.subs.delete(channel);
     this.deps.hub.unsubscribe(channel, this);
-    if (!this.deps.namespaces.forChannel(channel).presence) return;
+    // A leave only follows a join that happened, and never overtakes it.
+    if (!sub?.joined || !(await sub.joined)) return;
     const member = { user: this.identity.user, conn: this.id };
     try {
       await this.deps.presence.remove(channel, member);
@@ -420,9 +437,10 @@ export class Session implements HubMember {
     if (refusal) throw frameError(ErrorCode.Forbidden, refusal);
     this.deps.metrics.publishes.inc({ origin: 'ws' });
     const message: ChannelMessage = { kind: 'message', channel, from: this.identity.user, ...payload };
-    return this.deps.broker
-      .publish(message, ns.historySize > 0 ? { size: ns.historySize, ttlMs: ns.historyTtlMs } : undefined)
-      .catch(unavailable);
+    // Binary frames carry no offset on the wire, so they are not kept in history: a client could
+    // not advance its position past them and would get them again on every recovery.
+    const keep = ns.historySize > 0 && !payload.bytes;
+    return this.deps.broker.publish(message, keep ? { size: ns.historySize, ttlMs: ns.historyTtlMs } : undefined).catch(unavailable);
   }
 
   private onClose(): void {
