@@ -1,0 +1,126 @@
+import { parseArgs } from 'node:util';
+import { availableParallelism } from 'node:os';
+
+/** Every knob of a run. Defaults are the full run; `--quick` shrinks durations and sizes. */
+export interface BenchOptions {
+  /** Scenarios to run. @default ['echo','fanout','conns','proxy'] */
+  scenarios: string[];
+  quick: boolean;
+  /** Load agent processes. @default 2 */
+  agents: number;
+  /** Measuring window per run, ms. @default 10000 (quick 3000) */
+  durationMs: number;
+  /** Warm-up before each window, ms. @default 1000 (quick 500) */
+  warmupMs: number;
+  /** echo: connections. @default 100 */
+  conns: number;
+  /** echo: messages in flight per connection. @default 4 */
+  inflight: number;
+  /** echo/fanout: payload bytes. @default 64 */
+  size: number;
+  /** echo: binary frames instead of text. @default false */
+  binary: boolean;
+  /** fanout: subscribers. @default 1000 */
+  subscribers: number;
+  /** fanout: workers (each kind gets the same number). @default 2 */
+  workers: number;
+  /** fanout: publisher connections. @default 2 */
+  publishers: number;
+  /** fanout: publish rates tried in order (msg/s) until one fails. @default 50,100,200,400,800,1600,3200 */
+  rates: number[];
+  /** fanout: length of each rate step, ms. @default 5000 (quick 1500) */
+  stepMs: number;
+  /** fanout: p99 limit of a passing step, ms. @default 50 */
+  p99LimitMs: number;
+  /** conns: idle subscribed connections per target. @default 10000 (quick 2000) */
+  idleConns: number;
+  /** conns: connections opened per second. @default 2000 */
+  rampPerSec: number;
+  /** proxy: workers behind each proxy. @default 2 */
+  proxyWorkers: number;
+  /** Directory for the JSON results. @default bench-results */
+  outDir: string;
+  /** Logical CPUs of the machine (for saturation notes). */
+  cpus: number;
+}
+
+const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [options]
+
+  --quick               small sizes and short windows (< 2 minutes)
+  --scenarios LIST      comma-separated subset (default: all)
+  --agents N            load generator processes (default 2)
+  --duration S          measuring window per run in seconds (default 10, quick 3)
+  --warmup S            warm-up before each window (default 1, quick 0.5)
+  echo:   --conns N (100) --inflight N (4) --size BYTES (64) --binary
+  fanout: --subscribers N (1000) --workers N (2) --publishers N (2)
+          --rates R1,R2,... (50,100,...,3200) --step S (5, quick 1.5) --p99-limit MS (50)
+  conns:  --idle-conns N (10000, quick 2000) --ramp N per second (2000)
+  proxy:  --proxy-workers N (2)
+  --out DIR             where the JSON goes (default bench-results)
+`;
+
+/** Parses the command line (`--help` prints usage and exits). */
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      quick: { type: 'boolean' },
+      scenarios: { type: 'string' },
+      agents: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      conns: { type: 'string' },
+      inflight: { type: 'string' },
+      size: { type: 'string' },
+      binary: { type: 'boolean' },
+      subscribers: { type: 'string' },
+      workers: { type: 'string' },
+      publishers: { type: 'string' },
+      rates: { type: 'string' },
+      step: { type: 'string' },
+      'p99-limit': { type: 'string' },
+      'idle-conns': { type: 'string' },
+      ramp: { type: 'string' },
+      'proxy-workers': { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const num = (name: string, v: string | undefined, fallback: number, min = 0): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${v}`);
+    return n;
+  };
+  const scenarios = (values.scenarios ?? 'echo,fanout,conns,proxy').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy'].includes(s)) throw new Error(`unknown scenario ${s}`);
+  const rates = (values.rates ?? '50,100,200,400,800,1600,3200').split(',').map((r) => num('rates', r, 0, 1));
+  return {
+    scenarios,
+    quick,
+    agents: Math.floor(num('agents', values.agents, 2, 1)),
+    durationMs: num('duration', values.duration, quick ? 3 : 10, 0.1) * 1000,
+    warmupMs: num('warmup', values.warmup, quick ? 0.5 : 1) * 1000,
+    conns: Math.floor(num('conns', values.conns, 100, 1)),
+    inflight: Math.floor(num('inflight', values.inflight, 4, 1)),
+    size: Math.floor(num('size', values.size, 64, 1)),
+    binary: values.binary ?? false,
+    subscribers: Math.floor(num('subscribers', values.subscribers, 1000, 1)),
+    workers: Math.floor(num('workers', values.workers, 2, 1)),
+    publishers: Math.floor(num('publishers', values.publishers, 2, 1)),
+    rates,
+    stepMs: num('step', values.step, quick ? 1.5 : 5, 0.1) * 1000,
+    p99LimitMs: num('p99-limit', values['p99-limit'], 50, 1),
+    idleConns: Math.floor(num('idle-conns', values['idle-conns'], quick ? 2000 : 10_000, 1)),
+    rampPerSec: num('ramp', values.ramp, 2000, 0),
+    proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
+    outDir: values.out ?? 'bench-results',
+    cpus: availableParallelism(),
+  };
+}

@@ -1,0 +1,59 @@
+import { AgentPool } from '../agent-pool.js';
+import type { Context } from '../context.js';
+import { ratio, skippedRow, type Row } from '../result.js';
+import type { Deployment } from '../servers/deployment.js';
+import { startBalancer, startHerald, startNginx } from '../servers/launch.js';
+import { SkipError } from '../skip-error.js';
+import { runEchoLoad } from './echo-run.js';
+
+/** Target of issue 7: echo through herald-balancer ≥ 0.9× the same through nginx. */
+export const PROXY_GOAL = 0.9;
+
+/**
+ * `proxy`: the echo load against the same Herald workers directly, through herald-balancer and
+ * through nginx (generated config, own prefix). Every connection carries `?sid=<i>` so both
+ * proxies spread connections over the workers by their sticky hash.
+ */
+export async function proxyScenario(ctx: Context): Promise<Row[]> {
+  const { opts } = ctx;
+  const workers = await startHerald(opts.proxyWorkers);
+  const pool = new AgentPool(opts.agents);
+  const rows: Row[] = [];
+  try {
+    rows.push(
+      await runEchoLoad(ctx, pool, 'proxy', 'direct', (i) => `${workers.wsBases[i % workers.ports.length]}/echo?sid=${i}`, {
+        server: () => workers.pids(),
+      }),
+    );
+    const proxies: Array<[string, () => Promise<Deployment>]> = [
+      ['nginx', () => startNginx(workers)],
+      ['herald-balancer', () => startBalancer(workers)],
+    ];
+    for (const [name, start] of proxies) {
+      let proxy: Deployment;
+      try {
+        proxy = await start();
+      } catch (err) {
+        if (!(err instanceof SkipError)) throw err;
+        ctx.progress(`proxy: ${name}: SKIPPED: ${err.message}`);
+        rows.push(skippedRow('proxy', name, err.message));
+        continue;
+      }
+      try {
+        const base = proxy.wsBases[0]!;
+        rows.push(await runEchoLoad(ctx, pool, 'proxy', name, (i) => `${base}/echo?sid=${i}`, { server: () => workers.pids(), proxy: () => proxy.pids() }));
+      } finally {
+        await proxy.stop();
+      }
+    }
+  } finally {
+    await pool.close();
+    await workers.stop();
+  }
+  const direct = rows.find((r) => r.target === 'direct');
+  const nginx = rows.find((r) => r.target === 'nginx' && !r.skipped);
+  const balancer = rows.find((r) => r.target === 'herald-balancer' && !r.skipped);
+  if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
+  if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx', PROXY_GOAL);
+  return rows;
+}
