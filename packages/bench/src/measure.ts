@@ -8,6 +8,8 @@ export interface Measured<T> {
   loadgenSaturated: boolean;
   /** Highest single-agent CPU share (0–1). */
   loadgenPeak: number;
+  /** Cores busy on average with the measured processes together (CPU seconds / wall seconds). */
+  busyCores: number;
 }
 
 /** Share of a core above which a load agent counts as saturated. */
@@ -34,5 +36,6 @@ export async function measured<T>(roles: Record<string, () => number[]>, fn: () 
     const r = m.read();
     return r.wall > 0 ? r.cpu / r.wall : 0;
   }));
-  return { result, cpu, wall, loadgenSaturated: peak >= SATURATED, loadgenPeak: peak };
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  return { result, cpu, wall, loadgenSaturated: peak >= SATURATED, loadgenPeak: peak, busyCores: wall > 0 ? total / wall : 0 };
 }

@@ -12,10 +12,16 @@ export interface BenchReport {
 const fmt = (n: number | undefined, digits = 2) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
 const big = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 
-function cpuCell(row: Row): string {
+function cpuCell(row: Row, cpus: number): string {
   const letters: Record<string, string> = { server: 's', proxy: 'p', redis: 'r', loadgen: 'L' };
   const parts = Object.keys(letters).filter((k) => row.cpu[k] !== undefined).map((k) => `${letters[k]}${fmt(row.cpu[k], 1)}`);
-  return parts.join(' ') + (row.loadgenSaturated ? ' (L sat)' : '');
+  const flags = [row.loadgenSaturated ? 'L sat' : '', machineBound(row, cpus) ? 'M sat' : ''].filter(Boolean);
+  return parts.join(' ') + (flags.length ? ` (${flags.join(', ')})` : '');
+}
+
+/** Whether the measured processes together kept ≥ 90 % of the machine's cores busy. */
+export function machineBound(row: Row, cpus: number): boolean {
+  return (row.busyCores ?? 0) >= 0.9 * cpus;
 }
 
 function ratioCell(row: Row): string {
@@ -26,7 +32,7 @@ function ratioCell(row: Row): string {
 }
 
 /** The final table as text. */
-export function formatTable(rows: Row[]): string {
+export function formatTable(rows: Row[], cpus: number): string {
   const header = ['scenario', 'target', 'result', 'p50 ms', 'p99 ms', 'p999 ms', 'lost', 'CPU s (s/p/r/L)', 'ratio'];
   const lines = rows.map((r) =>
     r.skipped
@@ -39,7 +45,7 @@ export function formatTable(rows: Row[]): string {
           fmt(r.p99),
           fmt(r.p999),
           r.lost === undefined ? '-' : String(r.lost),
-          cpuCell(r),
+          cpuCell(r, cpus),
           ratioCell(r),
         ],
   );
@@ -53,6 +59,9 @@ export function formatNotes(report: BenchReport): string {
   const notes = ['CPU s: s = server processes, p = proxy, r = redis-server, L = load agents (seconds during the measurement).'];
   if (report.rows.some((r) => r.loadgenSaturated)) {
     notes.push('(L sat): a load agent used ≥ 90 % of a core in that run — the load generator may be what limited it.');
+  }
+  if (report.rows.some((r) => machineBound(r, report.machine.cpus))) {
+    notes.push(`(M sat): server, proxy, redis and load agents together kept ≥ 90 % of the ${report.machine.cpus} cores busy — the machine was the limit; ratios compare targets under the same limit.`);
   }
   notes.push(`Machine: ${report.machine.cpus} CPUs, load average at start ${report.machine.loadavg.map((l) => l.toFixed(2)).join(' ')}; Node ${report.machine.node}.`);
   return notes.join('\n');

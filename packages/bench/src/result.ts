@@ -18,6 +18,8 @@ export interface Row {
   wall: number;
   /** Set when a load agent used ≥ 90 % of a core: the load generator may be the limit. */
   loadgenSaturated?: boolean;
+  /** Cores the measured processes kept busy together; near the machine's CPU count = machine-bound. */
+  busyCores?: number;
   /** This row's value divided by a baseline's, with the target when there is one. */
   ratio?: Ratio;
   /** Why the row has no numbers. */

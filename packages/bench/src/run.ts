@@ -48,7 +48,7 @@ export async function runBench(opts: BenchOptions, out: { write?: boolean; log?:
   }
   report.durationSec = (performance.now() - t0) / 1000;
   log('');
-  log(formatTable(report.rows));
+  log(formatTable(report.rows, opts.cpus));
   log(formatNotes(report));
   if (out.write !== false) {
     mkdirSync(opts.outDir, { recursive: true });

@@ -1,7 +1,5 @@
-import { WebSocket } from 'ws';
-import { io, type Socket } from 'socket.io-client';
 import type { Proto } from './protocol.js';
-import { stampOf } from './payload.js';
+import { RawWs, frame, readNumber } from './raw-ws.js';
 
 /** A subscribed connection held by an agent. */
 export interface Subscriber {
@@ -14,94 +12,105 @@ export interface Publisher {
   close(): void;
 }
 
-const DATA_KEY = '"data":"';
-const HANDSHAKE_MS = 15_000;
+/**
+ * Where the payload starts inside a delivered frame, per protocol: Herald's `message` frame
+ * (`…"data":"<stamp>|…`), Socket.IO's event packet (`42["m","<stamp>|…`), or the bare
+ * payload (bare ws).
+ */
+const STAMP_KEY: Record<Proto, Buffer | null> = {
+  herald: Buffer.from('"data":"'),
+  socketio: Buffer.from('["m","'),
+  ws: null,
+};
+
+/** Socket.IO over a raw WebSocket: the Engine.IO v4 path and packet prefixes. */
+const SIO_PATH = '/socket.io/?EIO=4&transport=websocket';
+
+/** URL of the endpoint a connection of `proto` uses on `base` (`ws://host:port`). */
+function endpoint(proto: Proto, base: string, role: 'sub' | 'pub'): string {
+  if (proto === 'herald') return `${base}/ws`;
+  if (proto === 'socketio') return `${base}${SIO_PATH}`;
+  return `${base}/${role}`;
+}
 
 /**
- * Opens a connection of `proto` to `base` (`ws://host:port`, or `http://` for Socket.IO),
- * subscribes it to `channel`, and resolves once the subscription is confirmed.
- * `onStamp` gets the send time of every message; `onClose` fires if it closes afterwards.
+ * Opens a connection of `proto` to `base`, subscribes it to `channel` and resolves once the
+ * subscription is confirmed. Every protocol goes through the same {@link RawWs} client so the
+ * client-side cost is the same for each server. `onStamp` gets each message's send time.
  */
 export function openSubscriber(proto: Proto, base: string, channel: string, onStamp: (ms: number) => void, onClose: () => void): Promise<Subscriber> {
-  if (proto === 'socketio') return openSocketIo(base, (socket, ready) => {
-    socket.on('m', (payload: string) => onStamp(stampOf(payload)));
-    socket.emit('join', channel, ready);
-  }, onClose);
-  const ws = new WebSocket(`${base}/${proto === 'herald' ? 'ws' : 'sub'}`, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_MS });
+  const key = STAMP_KEY[proto];
   return new Promise((resolve, reject) => {
-    let subscribed = false;
-    const fail = (err: Error) => {
-      if (subscribed) return;
-      ws.terminate();
-      reject(err);
-    };
+    let ready = false;
+    let ws: RawWs | undefined;
     const done = () => {
-      subscribed = true;
-      resolve({ close: () => ws.close() });
+      ready = true;
+      resolve({ close: () => ws!.close() });
     };
-    ws.on('error', fail);
-    ws.on('unexpected-response', (_req, res) => fail(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.once('close', () => (subscribed ? onClose() : fail(new Error('closed before subscribed'))));
-    if (proto === 'ws') {
-      ws.once('open', done);
-      ws.on('message', (data) => onStamp(stampOf((data as Buffer).toString('latin1'))));
-      return;
-    }
-    ws.once('open', () => ws.send(JSON.stringify({ type: 'subscribe', channel, id: 1 })));
-    ws.on('message', (data) => {
-      // latin1: the payload is ASCII, and latin1 decoding is the cheapest.
-      const text = (data as Buffer).toString('latin1');
-      const at = text.indexOf(DATA_KEY);
-      if (at >= 0 && subscribed) return onStamp(stampOf(text, at + DATA_KEY.length));
-      if (!subscribed && text.includes('"type":"ack"')) done();
-      else if (!subscribed && text.includes('"type":"error"')) fail(new Error(`subscribe refused: ${text}`));
-    });
+    const fail = (why: string) => {
+      if (ready) return;
+      ws?.close();
+      reject(new Error(why));
+    };
+    const onFrame = (_op: number, buf: Buffer, start: number, end: number, c: RawWs) => {
+      ws = c;
+      if (ready) {
+        if (key === null) return onStamp(readNumber(buf, start, end));
+        const at = buf.indexOf(key, start);
+        if (at >= 0 && at < end) return onStamp(readNumber(buf, at + key.length, end));
+        if (proto === 'socketio' && end - start === 1 && buf[start] === 0x32) ws!.send('3'); // Engine.IO ping → pong
+        return;
+      }
+      const text = buf.toString('latin1', start, end);
+      if (proto === 'herald') {
+        if (text.includes('"type":"welcome"')) ws!.send(JSON.stringify({ type: 'subscribe', channel, id: 1 }));
+        else if (text.includes('"type":"ack"')) done();
+        else if (text.includes('"type":"error"')) fail(`subscribe refused: ${text}`);
+      } else if (proto === 'socketio') {
+        if (text.startsWith('0{')) ws!.send('40');
+        else if (text.startsWith('40')) ws!.send(`420${JSON.stringify(['join', channel])}`);
+        else if (text.startsWith('430')) done();
+        else if (text.startsWith('44')) fail(`connect refused: ${text}`);
+      }
+    };
+    RawWs.connect(endpoint(proto, base, 'sub'), onFrame, () => (ready ? onClose() : fail('closed before subscribed'))).then(
+      (c) => {
+        ws = c;
+        if (proto === 'ws') done();
+      },
+      (err: Error) => reject(err),
+    );
   });
 }
 
 /** Opens a publishing connection of `proto` to `base`. */
 export function openPublisher(proto: Proto, base: string, channel: string): Promise<Publisher> {
-  if (proto === 'socketio') {
-    return openSocketIo(base, (_socket, ready) => ready(), () => undefined).then(({ socket }) => ({
-      publish: (payload: string) => void socket.emit('pub', channel, payload),
-      close: () => socket.close(),
-    }));
-  }
-  const ws = new WebSocket(`${base}/${proto === 'herald' ? 'ws' : 'pub'}`, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_MS });
-  // Herald frames are built by hand around the payload: the bench is not allowed to be the
-  // bottleneck, and JSON.stringify per message would cost more than the server's work.
-  const prefix = `{"type":"publish","channel":${JSON.stringify(channel)},"data":"`;
-  const encode = proto === 'herald' ? (p: string) => `${prefix}${p}"}` : (p: string) => p;
+  // Frames are built by hand around the payload: the load generator must stay cheaper than the
+  // server, and JSON.stringify per message would cost more than the server's work.
+  const prefix =
+    proto === 'herald' ? `{"type":"publish","channel":${JSON.stringify(channel)},"data":"` : proto === 'socketio' ? `42["pub",${JSON.stringify(channel)},"` : '';
+  const suffix = proto === 'herald' ? '"}' : proto === 'socketio' ? '"]' : '';
   return new Promise((resolve, reject) => {
-    ws.on('error', reject);
-    ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.once('open', () => {
-      ws.off('error', reject);
-      ws.on('error', () => undefined);
-      resolve({
-        publish: (payload: string) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(encode(payload));
-        },
-        close: () => ws.close(),
-      });
-    });
-  });
-}
-
-function openSocketIo(base: string, setup: (socket: Socket, ready: () => void) => void, onClose: () => void): Promise<Subscriber & { socket: Socket }> {
-  const socket = io(base, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: HANDSHAKE_MS });
-  return new Promise((resolve, reject) => {
+    let ws: RawWs | undefined;
     let ready = false;
-    socket.once('connect_error', (err) => reject(err));
-    socket.once('connect', () =>
-      setup(socket, () => {
-        ready = true;
-        resolve({ socket, close: () => socket.close() });
-      }),
+    const done = () => {
+      ready = true;
+      resolve({ publish: (p) => ws!.sendFramed(frame(prefix + p + suffix)), close: () => ws!.close() });
+    };
+    const onFrame = (_op: number, buf: Buffer, start: number, end: number, c: RawWs) => {
+      ws = c;
+      if (proto !== 'socketio') return;
+      const text = buf.toString('latin1', start, end);
+      if (text === '2') ws!.send('3');
+      else if (!ready && text.startsWith('0{')) ws!.send('40');
+      else if (!ready && text.startsWith('40')) done();
+    };
+    RawWs.connect(endpoint(proto, base, 'pub'), onFrame, () => undefined).then(
+      (c) => {
+        ws = c;
+        if (proto !== 'socketio') done();
+      },
+      (err: Error) => reject(err),
     );
-    socket.on('disconnect', (reason) => {
-      if (ready) onClose();
-      else reject(new Error(`disconnected before ready: ${reason}`));
-    });
   });
 }

@@ -64,6 +64,7 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
         cpu: m.cpu,
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
+        busyCores: m.busyCores,
         extra: {
           opened,
           failed,

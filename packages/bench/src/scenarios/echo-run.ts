@@ -61,6 +61,7 @@ export async function runEchoLoad(
     cpu: m.cpu,
     wall: m.wall,
     loadgenSaturated: m.loadgenSaturated,
+    busyCores: m.busyCores,
     extra: { sent, errors, conns: opts.conns, inflight: opts.inflight, size: opts.size, binary: opts.binary, loadgenPeakCore: m.loadgenPeak },
   };
   ctx.progress(`${scenario}: ${target}: ${Math.round(rate).toLocaleString('en-US')} msg/s, p99 ${row.p99!.toFixed(2)} ms, lost ${lost}`);

@@ -30,6 +30,7 @@ export interface FanoutStep {
   cpu: Record<string, number>;
   wall: number;
   loadgenSaturated: boolean;
+  busyCores: number;
 }
 
 /**
@@ -90,6 +91,14 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
     );
     const failed = opened.reduce((n, o) => n + (o?.failed ?? 0), 0);
     if (failed > 0) throw new Error(`fanout: ${target}: ${failed} subscribers failed: ${opened.flatMap((o) => o?.errors ?? []).join('; ')}`);
+    if (opts.warmupMs > 0) {
+      // Unmeasured: lets every process JIT its hot paths before the first step counts.
+      ctx.progress(`fanout: ${target}: warm-up at ${opts.rates[0]} pub/s`);
+      const pub = await pool.call<PublishResult>(pubAgent, {
+        cmd: 'publish', proto, urls: bases, publishers: opts.publishers, channel: CHANNEL, rate: opts.rates[0]!, durationMs: opts.warmupMs, size: opts.size,
+      });
+      await pool.all((i) => (i < opts.agents ? { cmd: 'await', expectedPerConn: pub.published, ms: DRAIN_MS } : undefined));
+    }
     const steps: FanoutStep[] = [];
     for (const rate of opts.rates) {
       await pool.all((i) => (i < opts.agents ? { cmd: 'reset' } : undefined));
@@ -125,12 +134,15 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
         cpu: m.cpu,
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
+        busyCores: m.busyCores,
       };
       step.pass = step.lost === 0 && step.dropped === 0 && step.behind === 0 && step.p99 <= opts.p99LimitMs;
       steps.push(step);
       ctx.progress(
         `fanout: ${target}: ${rate} pub/s → ${Math.round(received / (opts.stepMs / 1000)).toLocaleString('en-US')} deliveries/s, ` +
-          `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}${m.loadgenSaturated ? ', loadgen saturated' : ''} ${step.pass ? 'ok' : 'FAIL'}`,
+          `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}, ` +
+          `CPU server ${pct(m.cpu.server!, m.wall)} redis ${pct(m.cpu.redis!, m.wall)} loadgen ${pct(m.cpu.loadgen!, m.wall)} (peak agent ${Math.round(m.loadgenPeak * 100)} %) ` +
+          `${step.pass ? 'ok' : 'FAIL'}`,
       );
       if (!step.pass) break;
     }
@@ -149,6 +161,8 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
       cpu: shown.cpu,
       wall: shown.wall,
       loadgenSaturated: steps.some((s) => s.loadgenSaturated),
+      // The failing step shows where the limit was; the machine being full there is what matters.
+      busyCores: Math.max(...steps.map((s) => s.busyCores)),
       extra: {
         subscribers: opts.subscribers,
         workers: opts.workers,
@@ -160,4 +174,9 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
   } finally {
     await pool.close();
   }
+}
+
+/** CPU share of one core, as text. */
+function pct(cpu: number, wall: number): string {
+  return `${Math.round((cpu / wall) * 100)} %`;
 }
