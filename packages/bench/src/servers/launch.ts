@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'node:net';
 import { ServerProcess } from './server-process.js';
@@ -14,7 +15,9 @@ const SOCKETIO_BASELINE = fileURLToPath(new URL('../baselines/socketio-server.js
 /** Path of a workspace package's built bin, or undefined when that package is not installed/built. */
 function packageBin(pkg: string, bin: string): string | undefined {
   try {
-    return fileURLToPath(new URL(`./bin/${bin}.js`, import.meta.resolve(pkg)));
+    // createRequire, not import.meta.resolve: test runners that load this file as CommonJS
+    // (tsx under mocha) do not provide the latter.
+    return join(dirname(createRequire(import.meta.url).resolve(pkg)), 'bin', `${bin}.js`);
   } catch {
     return undefined;
   }
