@@ -38,6 +38,8 @@ export interface BenchOptions {
   rampPerSec: number;
   /** proxy: workers behind each proxy. @default 2 */
   proxyWorkers: number;
+  /** Only targets whose name starts with one of these (e.g. `herald`, `ws`, `socket.io`, `nginx`). @default all */
+  targets: string[];
   /** Directory for the JSON results. @default bench-results */
   outDir: string;
   /** Logical CPUs of the machine (for saturation notes). */
@@ -56,6 +58,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
           --rates R1,R2,... (50,100,...,3200) --step S (5, quick 1.5) --p99-limit MS (50)
   conns:  --idle-conns N (10000, quick 2000) --ramp N per second (2000)
   proxy:  --proxy-workers N (2)
+  --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
 `;
 
@@ -84,6 +87,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'idle-conns': { type: 'string' },
       ramp: { type: 'string' },
       'proxy-workers': { type: 'string' },
+      targets: { type: 'string' },
       out: { type: 'string' },
     },
   });
@@ -120,7 +124,13 @@ export function parseOptions(argv: string[]): BenchOptions {
     idleConns: Math.floor(num('idle-conns', values['idle-conns'], quick ? 2000 : 10_000, 1)),
     rampPerSec: num('ramp', values.ramp, 2000, 0),
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
+    targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),
     outDir: values.out ?? 'bench-results',
     cpus: availableParallelism(),
   };
+}
+
+/** Whether target `name` is selected by `--targets`. */
+export function selected(opts: BenchOptions, name: string): boolean {
+  return opts.targets.length === 0 || opts.targets.some((t) => name.startsWith(t));
 }

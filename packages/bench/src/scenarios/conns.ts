@@ -1,6 +1,7 @@
 import { AgentPool, split } from '../agent-pool.js';
 import type { OpenResult, Proto } from '../agent/protocol.js';
 import type { Context } from '../context.js';
+import { selected } from '../options.js';
 import { measured } from '../measure.js';
 import { ratio, skippedRow, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
@@ -27,6 +28,7 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
     ['herald', 'herald', () => startHerald(1)],
   ];
   for (const [name, proto, start] of targets) {
+    if (!selected(opts, name)) continue;
     let dep: Deployment;
     try {
       dep = await start();

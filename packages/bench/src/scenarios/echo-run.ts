@@ -64,6 +64,13 @@ export async function runEchoLoad(
     busyCores: m.busyCores,
     extra: { sent, errors, conns: opts.conns, inflight: opts.inflight, size: opts.size, binary: opts.binary, loadgenPeakCore: m.loadgenPeak },
   };
-  ctx.progress(`${scenario}: ${target}: ${Math.round(rate).toLocaleString('en-US')} msg/s, p99 ${row.p99!.toFixed(2)} ms, lost ${lost}`);
+  // CPU per echo over the whole run (connect and drain included) — robust against other load.
+  const received = results.reduce((s, r) => s + r.received, 0);
+  const perMsg = Object.fromEntries(Object.entries(m.cpu).map(([k, v]) => [k, received > 0 ? (v * 1e6) / received : NaN]));
+  row.extra!.cpuMicrosPerMessage = perMsg;
+  ctx.progress(
+    `${scenario}: ${target}: ${Math.round(rate).toLocaleString('en-US')} msg/s, p99 ${row.p99!.toFixed(2)} ms, lost ${lost}, ` +
+      `CPU µs/msg ${Object.entries(perMsg).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')}`,
+  );
   return row;
 }

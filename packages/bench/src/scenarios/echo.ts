@@ -1,5 +1,6 @@
 import { AgentPool } from '../agent-pool.js';
 import type { Context } from '../context.js';
+import { selected } from '../options.js';
 import { ratio, type Row } from '../result.js';
 import { startHerald, startWsBaseline } from '../servers/launch.js';
 import type { Deployment } from '../servers/deployment.js';
@@ -18,6 +19,7 @@ export async function echoScenario(ctx: Context): Promise<Row[]> {
       ['herald', () => startHerald(1)],
     ];
     for (const [name, start] of targets) {
+      if (!selected(ctx.opts, name)) continue;
       const dep = await start();
       try {
         const base = dep.wsBases[0]!;
@@ -29,7 +31,8 @@ export async function echoScenario(ctx: Context): Promise<Row[]> {
   } finally {
     await pool.close();
   }
-  const [ws, herald] = rows;
+  const ws = rows.find((r) => r.target === 'ws (bare)');
+  const herald = rows.find((r) => r.target === 'herald');
   if (ws && herald) herald.ratio = ratio(herald.value, ws.value, ws.target, ECHO_GOAL);
   return rows;
 }

@@ -1,6 +1,7 @@
 import { AgentPool, split } from '../agent-pool.js';
 import type { CollectResult, OpenResult, Proto, PublishResult } from '../agent/protocol.js';
 import type { Context } from '../context.js';
+import { selected } from '../options.js';
 import { Histogram } from '../histogram.js';
 import { measured } from '../measure.js';
 import { ratio, skippedRow, type Row } from '../result.js';
@@ -31,6 +32,8 @@ export interface FanoutStep {
   wall: number;
   loadgenSaturated: boolean;
   busyCores: number;
+  /** Server CPU µs per delivered message (robust against other load on the machine). */
+  serverMicrosPerDelivery: number;
 }
 
 /**
@@ -50,6 +53,7 @@ export async function fanoutScenario(ctx: Context): Promise<Row[]> {
       ['herald', 'herald', () => startHerald(opts.workers, redis?.url)],
     ];
     for (const [name, proto, start] of targets) {
+      if (!selected(ctx.opts, name)) continue;
       let dep: Deployment;
       try {
         dep = await start();
@@ -135,12 +139,14 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
         busyCores: m.busyCores,
+        serverMicrosPerDelivery: received > 0 ? (m.cpu.server! * 1e6) / received : NaN,
       };
       step.pass = step.lost === 0 && step.dropped === 0 && step.behind === 0 && step.p99 <= opts.p99LimitMs;
       steps.push(step);
       ctx.progress(
         `fanout: ${target}: ${rate} pub/s → ${Math.round(received / (opts.stepMs / 1000)).toLocaleString('en-US')} deliveries/s, ` +
           `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}, ` +
+          `server ${received > 0 ? ((m.cpu.server! * 1e6) / received).toFixed(2) : '-'} µs CPU/delivery, ` +
           `CPU server ${pct(m.cpu.server!, m.wall)} redis ${pct(m.cpu.redis!, m.wall)} loadgen ${pct(m.cpu.loadgen!, m.wall)} (peak agent ${Math.round(m.loadgenPeak * 100)} %) ` +
           `${step.pass ? 'ok' : 'FAIL'}`,
       );

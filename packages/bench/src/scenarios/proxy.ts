@@ -1,5 +1,6 @@
 import { AgentPool } from '../agent-pool.js';
 import type { Context } from '../context.js';
+import { selected } from '../options.js';
 import { ratio, skippedRow, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startBalancer, startHerald, startNginx } from '../servers/launch.js';
@@ -20,7 +21,7 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
   const pool = new AgentPool(opts.agents);
   const rows: Row[] = [];
   try {
-    rows.push(
+    if (selected(opts, 'direct')) rows.push(
       await runEchoLoad(ctx, pool, 'proxy', 'direct', (i) => `${workers.wsBases[i % workers.ports.length]}/echo?sid=${i}`, {
         server: () => workers.pids(),
       }),
@@ -30,6 +31,7 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
       ['herald-balancer', () => startBalancer(workers)],
     ];
     for (const [name, start] of proxies) {
+      if (!selected(opts, name)) continue;
       let proxy: Deployment;
       try {
         proxy = await start();
