@@ -45,7 +45,8 @@ export class ServerProcess {
   static node(name: string, script: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): ServerProcess {
     const proc = fork(script, args, {
       env: { ...process.env, ...env },
-      execArgv: ['--expose-gc', '--import', GC_HOOK],
+      // HERALD_BENCH_NODE_ARGS: extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+      execArgv: ['--expose-gc', '--import', GC_HOOK, ...(process.env.HERALD_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     return new ServerProcess(name, proc, false);
