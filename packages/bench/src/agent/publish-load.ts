@@ -23,7 +23,7 @@ export class PublisherSet {
     await new Promise<void>((resolve) => {
       const tick = () => {
         const now = performance.now();
-        const due = Math.min(total, Math.floor(((now - start) * task.rate) / 1000));
+        const due = now >= end ? total : Math.min(total, Math.floor(((now - start) * task.rate) / 1000));
         while (published < due) this.pubs[published++ % this.pubs.length]!.publish(stampedPayload(task.size));
         if (now >= end || published >= total) {
           clearInterval(timer);
