@@ -1,0 +1,80 @@
+import { expect } from 'chai';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnChild, startWorker, TestClient, eventually, type WorkerProcess } from './helpers/index.js';
+import { WORKER_BIN } from './helpers/worker.js';
+
+const BIN_LINK = fileURLToPath(new URL('../node_modules/.bin/herald-worker', import.meta.url));
+
+describe('worker process: configuration, bin and graceful shutdown', () => {
+  const workers: WorkerProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop('SIGKILL')));
+  });
+
+  const failsWith = async (env: NodeJS.ProcessEnv, pattern: RegExp) => {
+    const child = spawnChild('worker', process.execPath, [WORKER_BIN], { PORT: '0', ...env });
+    const { code } = await child.exited;
+    expect(code).to.equal(1);
+    expect(child.lines.join('\n')).to.match(pattern);
+  };
+
+  it('exits 1 with a clear message on invalid configuration', async () => {
+    await failsWith({ PORT: 'eighty' }, /invalid environment: PORT/);
+    await failsWith({ HERALD_MAX_MESSAGE_BYTES: '-5' }, /HERALD_MAX_MESSAGE_BYTES/);
+    await failsWith({ HERALD_HEARTBEAT_MS: '1.5' }, /HERALD_HEARTBEAT_MS/);
+    await failsWith({ REDIS_URL: 'not a url' }, /REDIS_URL/);
+    await failsWith({ NODE_ID: 'has space' }, /NODE_ID/);
+    const dir = mkdtempSync(join(tmpdir(), 'herald-cfg-'));
+    writeFileSync(join(dir, 'bad.json'), '{"namespaces":{"chat":{"historySize":"lots"}}}');
+    await failsWith({ HERALD_CONFIG: join(dir, 'bad.json') }, /HERALD_CONFIG .*namespaces\.chat\.historySize/);
+    await failsWith({ HERALD_CONFIG: join(dir, 'missing.json') }, /HERALD_CONFIG .*ENOENT/);
+  });
+
+  it('applies namespace options from HERALD_CONFIG', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-cfg-'));
+    writeFileSync(join(dir, 'ok.json'), JSON.stringify({ namespaces: { news: { clientPublish: false }, '': { historySize: 0 } } }));
+    const w = await startWorker({ HERALD_CONFIG: join(dir, 'ok.json'), NODE_ID: 'cfg-1' });
+    workers.push(w);
+    const c = await TestClient.open(`${w.wsUrl}/ws`);
+    expect(c.welcome).to.deep.include({ node: 'cfg-1' });
+    expect(await c.request({ type: 'publish', channel: 'news:1', data: 1 })).to.deep.include({ code: 'forbidden' });
+    expect(await c.request({ type: 'publish', channel: 'lobby', data: 1 })).to.not.have.property('offset');
+    await c.close();
+  });
+
+  it('runs as the herald-worker package bin', async () => {
+    const child = spawnChild('bin', BIN_LINK, [], { PORT: '0', HOST: '127.0.0.1' });
+    const line = await child.waitForLine((l) => l.includes('"msg":"listening"'));
+    const { port } = JSON.parse(line);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).to.equal(200);
+    expect((await child.stop('SIGINT')).code).to.equal(0);
+  });
+
+  it('drains on SIGTERM: readyz 503, upgrades refused, every client gets 1001 in batches, exit 0', async () => {
+    const w = await startWorker({ HERALD_DRAIN_MS: '3000' });
+    workers.push(w);
+    expect((await fetch(`${w.url}/readyz`)).status).to.equal(200);
+    const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.open(`${w.wsUrl}/ws`)));
+    const echo = await TestClient.connect(`${w.wsUrl}/echo`);
+    const closeTimes: number[] = [];
+    const codes = Promise.all([...clients, echo].map((c) => c.closed.then((r) => (closeTimes.push(Date.now()), r.code))));
+    const started = Date.now();
+    w.child.proc.kill('SIGTERM');
+    await eventually(async () => {
+      const res = await fetch(`${w.url}/readyz`);
+      expect(res.status).to.equal(503);
+      expect(await res.json()).to.deep.include({ ready: false, reason: 'draining' });
+    });
+    const refused = await TestClient.connect(`${w.wsUrl}/ws`).catch((e) => e);
+    expect(refused.status).to.equal(503);
+    expect(await codes).to.deep.equal(Array(31).fill(1001));
+    const { code } = await w.child.exited;
+    expect(code).to.equal(0);
+    expect(Date.now() - started).to.be.below(3000 + 1000);
+    // Paced: the closes were spread out, not sent all at once.
+    expect(Math.max(...closeTimes) - Math.min(...closeTimes)).to.be.above(300);
+  });
+});
