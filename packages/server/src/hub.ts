@@ -168,6 +168,15 @@ export function writeFramed(ws: WebSocket, wire: Buffer): boolean {
   return true;
 }
 
+/**
+ * Lets the frames `ws.send` writes to `ws` during this event-loop iteration leave together
+ * (see {@link corkUntilImmediate}); call it before `ws.send`. No-op for a socket ws does not expose.
+ */
+export function coalesceWrites(ws: WebSocket): void {
+  const socket = (ws as unknown as WsInternals)._socket;
+  if (socket) corkUntilImmediate(socket);
+}
+
 /** Sockets corked by {@link corkUntilImmediate}, uncorked together in the next check phase. */
 let corked: Socket[] = [];
 
