@@ -177,6 +177,9 @@ export function coalesceWrites(ws: WebSocket): void {
   if (socket) corkUntilImmediate(socket);
 }
 
+/** Bytes a corked socket may hold before {@link corkUntilImmediate} flushes it early. */
+const COALESCE_MAX_BYTES = 64 * 1024;
+
 /** Sockets corked by {@link corkUntilImmediate}, uncorked together in the next check phase. */
 let corked: Socket[] = [];
 
@@ -189,7 +192,15 @@ let corked: Socket[] = [];
  * the same corked buffer, so order is kept.
  */
 function corkUntilImmediate(socket: Socket): void {
-  if (socket.writableCorked > 0) return;
+  if (socket.writableCorked > 0) {
+    // Enough is waiting: let it go now instead of growing the user-space buffer (and the
+    // bufferedAmount the slow-consumer check reads) with a large burst.
+    if (socket.writableLength >= COALESCE_MAX_BYTES) {
+      socket.uncork();
+      socket.cork();
+    }
+    return;
+  }
   socket.cork();
   if (corked.push(socket) === 1) setImmediate(uncorkAll);
 }
