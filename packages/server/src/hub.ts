@@ -177,8 +177,12 @@ export function coalesceWrites(ws: WebSocket): void {
   if (socket) corkUntilImmediate(socket);
 }
 
-/** Bytes a corked socket may hold before {@link corkUntilImmediate} flushes it early. */
-const COALESCE_MAX_BYTES = 64 * 1024;
+/**
+ * Bytes a corked socket may hold before {@link corkUntilImmediate} flushes it early. Small
+ * next to the send-buffer limit (1 MiB by default), so coalescing barely moves the point
+ * where a slow consumer is closed with 4008.
+ */
+const COALESCE_MAX_BYTES = 16 * 1024;
 
 /** Sockets corked by {@link corkUntilImmediate}, uncorked together in the next check phase. */
 let corked: Socket[] = [];
@@ -201,6 +205,9 @@ function corkUntilImmediate(socket: Socket): void {
     }
     return;
   }
+  // A socket with bytes already waiting for the kernel is a slow reader: coalescing would not
+  // save a syscall there, and it must not make its bufferedAmount look larger than it is.
+  if (socket.writableLength > 0) return;
   socket.cork();
   if (corked.push(socket) === 1) setImmediate(uncorkAll);
 }
