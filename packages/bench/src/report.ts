@@ -33,10 +33,10 @@ function ratioCell(row: Row): string {
 
 /** The final table as text. */
 export function formatTable(rows: Row[], cpus: number): string {
-  const header = ['scenario', 'target', 'result', 'p50 ms', 'p99 ms', 'p999 ms', 'lost', 'CPU s (s/p/r/L)', 'ratio'];
+  const header = ['scenario', 'target', 'result', 'p50 ms', 'p99 ms', 'p999 ms', 'lost', 'µs CPU/msg', 'CPU s (s/p/r/L)', 'ratio'];
   const lines = rows.map((r) =>
     r.skipped
-      ? [r.scenario, r.target, `skipped: ${r.skipped}`, '', '', '', '', '', '']
+      ? [r.scenario, r.target, `skipped: ${r.skipped}`, '', '', '', '', '', '', '']
       : [
           r.scenario,
           r.target,
@@ -45,6 +45,7 @@ export function formatTable(rows: Row[], cpus: number): string {
           fmt(r.p99),
           fmt(r.p999),
           r.lost === undefined ? '-' : String(r.lost),
+          fmt(r.cost),
           cpuCell(r, cpus),
           ratioCell(r),
         ],
@@ -56,7 +57,10 @@ export function formatTable(rows: Row[], cpus: number): string {
 
 /** Notes printed under the table: CPU legend and saturation. */
 export function formatNotes(report: BenchReport): string {
-  const notes = ['CPU s: s = server processes, p = proxy, r = redis-server, L = load agents (seconds during the measurement).'];
+  const notes = [
+    'µs CPU/msg: CPU the servers (and proxy) spent per message delivered — steadier than msg/s on a shared machine.',
+    'CPU s: s = server processes, p = proxy, r = redis-server, L = load agents (seconds during the measurement).',
+  ];
   if (report.rows.some((r) => r.loadgenSaturated)) {
     notes.push('(L sat): a load agent used ≥ 90 % of a core in that run — the load generator may be what limited it.');
   }

@@ -10,6 +10,11 @@ export interface Row {
   p50?: number;
   p99?: number;
   p999?: number;
+  /**
+   * CPU µs the processes under test (server and proxy; not Redis, not the load generator)
+   * spent per message delivered — steadier than throughput on a shared machine.
+   */
+  cost?: number;
   /** Messages lost or not delivered within the drain wait. */
   lost?: number;
   /** CPU seconds per role during the measurement: server, proxy, redis, loadgen. */

@@ -68,6 +68,7 @@ export async function runEchoLoad(
   const received = results.reduce((s, r) => s + r.received, 0);
   const perMsg = Object.fromEntries(Object.entries(m.cpu).map(([k, v]) => [k, received > 0 ? (v * 1e6) / received : NaN]));
   row.extra!.cpuMicrosPerMessage = perMsg;
+  row.cost = (perMsg.server ?? 0) + (perMsg.proxy ?? 0);
   ctx.progress(
     `${scenario}: ${target}: ${Math.round(rate).toLocaleString('en-US')} msg/s, p99 ${row.p99!.toFixed(2)} ms, lost ${lost}, ` +
       `CPU µs/msg ${Object.entries(perMsg).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')}`,

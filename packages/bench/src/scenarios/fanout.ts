@@ -176,6 +176,7 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
       p99: shown.p99,
       p999: shown.p999,
       lost: shown.lost,
+      cost: shown.serverMicrosPerDelivery,
       cpu: shown.cpu,
       wall: shown.wall,
       loadgenSaturated: steps.some((s) => s.loadgenSaturated),
