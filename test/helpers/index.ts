@@ -5,3 +5,5 @@ export * from './redis.js';
 export * from './worker.js';
 export * from './ws-client.js';
 export * from './in-process.js';
+export * from './broker-recorder.js';
+export * from './cluster.js';

@@ -18,7 +18,10 @@ export interface WorkerProcess {
 /** Starts `herald-worker` on a free port (PORT=0) with `env`, and waits until it listens. */
 export async function startWorker(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
   const child = spawnChild('worker', process.execPath, [WORKER_BIN], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
-  const line = await child.waitForLine((l) => l.includes('"msg":"listening"'));
+  const line = await child.waitForLine((l) => l.includes('"msg":"listening"')).catch(async (err) => {
+    await child.stop('SIGKILL');
+    throw err;
+  });
   const { port, node } = JSON.parse(line) as { port: number; node: string };
   return {
     port,

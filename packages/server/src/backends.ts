@@ -5,6 +5,7 @@ import type { WorkerConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { MemoryBroker } from './memory-broker.js';
 import { MemoryPresence } from './memory-presence.js';
+import { createRedisBackends } from './redis-backends.js';
 
 /** The broker, presence and history a worker runs on, and how to stop their extras. */
 export interface Backends {
@@ -15,9 +16,12 @@ export interface Backends {
   started(port: number): Promise<void>;
 }
 
-/** Builds the in-memory backends of a single worker (`REDIS_URL` unset). */
-export async function createBackends(config: WorkerConfig, _log: Logger): Promise<Backends> {
-  if (config.redisUrl) throw new Error('REDIS_URL is set but this build has no Redis broker');
+/**
+ * Builds the backends: Redis ones when `REDIS_URL` is set (see redis-backends.ts), otherwise
+ * the in-memory ones of a single worker.
+ */
+export async function createBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
+  if (config.redisUrl) return createRedisBackends(config, log);
   const broker = new MemoryBroker();
   return { broker, presence: new MemoryPresence(), history: broker.history, started: async () => undefined };
 }

@@ -17,6 +17,8 @@ const EnvSchema = z.object({
   HERALD_REDIS_PREFIX: z.string().min(1).default('herald:'),
   HERALD_ADVERTISE: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'HERALD_ADVERTISE must be host:port').optional(),
   HERALD_LEASE_MS: int(1000).default(10_000),
+  HERALD_REDIS_COMMAND_TIMEOUT_MS: int(100).default(2000),
+  HERALD_REDIS_PROBE_MS: int(100).default(1000),
   HERALD_MAX_MESSAGE_BYTES: int(128, 256 * 1024 * 1024).default(65_536),
   HERALD_HEARTBEAT_MS: int(100).default(25_000),
   HERALD_DRAIN_MS: int(0).default(10_000),
@@ -52,6 +54,10 @@ export interface WorkerConfig {
   advertise?: string;
   /** Lease of the worker's membership record and of its presence entries, in ms. @default 10000 */
   leaseMs: number;
+  /** A Redis command (or liveness PING) without a reply after this long fails as `unavailable`, in ms. @default 2000 */
+  redisCommandTimeoutMs: number;
+  /** Interval of the Redis liveness probe (PING on both connections), in ms. @default 1000 */
+  redisProbeMs: number;
   /** Largest accepted message, in bytes; a larger frame closes the connection with 1009. @default 65536 */
   maxMessageBytes: number;
   /** Interval of protocol pings; a peer that misses one pong is terminated. @default 25000 */
@@ -104,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     redisPrefix: e.HERALD_REDIS_PREFIX,
     advertise: e.HERALD_ADVERTISE,
     leaseMs: e.HERALD_LEASE_MS,
+    redisCommandTimeoutMs: e.HERALD_REDIS_COMMAND_TIMEOUT_MS,
+    redisProbeMs: e.HERALD_REDIS_PROBE_MS,
     maxMessageBytes: e.HERALD_MAX_MESSAGE_BYTES,
     heartbeatMs: e.HERALD_HEARTBEAT_MS,
     drainMs: e.HERALD_DRAIN_MS,

@@ -237,13 +237,17 @@ export class Session implements HubMember {
       } else {
         this.ack(id, ackFields);
       }
-      if (ns.presence && this.subs.get(channel) === sub) await this.join(channel);
     } catch (err) {
       if (this.subs.get(channel) === sub) {
         this.subs.delete(channel);
         deps.hub.unsubscribe(channel, this);
       }
       throw isFrameError(err) ? err : unavailableError(err);
+    }
+    // After the ack: the subscription stands even when the cluster cannot be told of the join
+    // right now (Redis down); the member is then missing from presence until it resubscribes.
+    if (ns.presence && this.subs.get(channel) === sub) {
+      await this.join(channel).catch((err) => this.log.warn({ err, channel }, 'presence join failed'));
     }
   }
 

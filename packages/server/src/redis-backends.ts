@@ -1,0 +1,60 @@
+import type { Backends } from './backends.js';
+import type { WorkerConfig } from './config.js';
+import type { Logger } from './logger.js';
+import { RedisBroker } from './redis-broker.js';
+import { createRedisClients } from './redis-client.js';
+import { RedisHistory } from './redis-history.js';
+import { RedisMembership } from './redis-membership.js';
+import { RedisPresence } from './redis-presence.js';
+
+/** The `host:port` a worker announces: `HERALD_ADVERTISE`, else derived from the bound address. */
+export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host'>, port: number): string {
+  if (config.advertise) return config.advertise;
+  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '';
+  return `${wildcard ? '127.0.0.1' : config.host}:${port}`;
+}
+
+/**
+ * The Redis backends of a cluster worker (`REDIS_URL` set): one command connection shared by
+ * broker, presence, history and membership, and its `duplicate()` for subscriptions. The
+ * broker owns both connections and quits them on close; presence closes first (removing this
+ * node's entries and membership records) — the worker closes presence before the broker.
+ */
+export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
+  const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` }, log);
+  const prefix = config.redisPrefix;
+  const history = new RedisHistory(clients.publisher, { prefix });
+  const broker = new RedisBroker(clients, {
+    nodeId: config.nodeId,
+    prefix,
+    history,
+    probeIntervalMs: config.redisProbeMs,
+    probeTimeoutMs: config.redisCommandTimeoutMs,
+    log,
+  });
+  let presence: RedisPresence | undefined;
+  const membership = new RedisMembership(clients.publisher, {
+    nodeId: config.nodeId,
+    prefix,
+    leaseMs: config.leaseMs,
+    log,
+    onLeaseLost: () => void presence?.restore(),
+  });
+  presence = new RedisPresence(clients.publisher, {
+    membership,
+    prefix,
+    log,
+    announce: (event) => broker.publish(event),
+  });
+  membership.start();
+  presence.start();
+  return {
+    broker,
+    presence,
+    history,
+    started: (port) => membership.setAddress(advertisedAddress(config, port)).catch((err: Error) => {
+      // Redis is down at this moment: the record is written by the next refresh.
+      log.warn({ err: err.message }, 'membership announcement failed; retrying');
+    }),
+  };
+}
