@@ -31,6 +31,12 @@ function ratioCell(row: Row): string {
   return `${r.value.toFixed(2)}× ${r.to}${goal}`;
 }
 
+function resultCell(r: Row): string {
+  if (r.unit === 'KB/conn') return `${fmt(r.value)} ${r.unit}`;
+  const noLoss = r.extra?.maxNoLossRate;
+  return `${big(r.value)} ${r.unit}${typeof noLoss === 'number' ? ` (no loss ${big(noLoss)})` : ''}`;
+}
+
 /** The final table as text. */
 export function formatTable(rows: Row[], cpus: number): string {
   const header = ['scenario', 'target', 'result', 'p50 ms', 'p99 ms', 'p999 ms', 'lost', 'µs CPU/msg', 'CPU s (s/p/r/L)', 'ratio'];
@@ -40,7 +46,7 @@ export function formatTable(rows: Row[], cpus: number): string {
       : [
           r.scenario,
           r.target,
-          r.unit === 'KB/conn' ? `${fmt(r.value)} ${r.unit}` : `${big(r.value)} ${r.unit}`,
+          resultCell(r),
           fmt(r.p50),
           fmt(r.p99),
           fmt(r.p999),
@@ -66,6 +72,13 @@ export function formatNotes(report: BenchReport): string {
   }
   if (report.rows.some((r) => machineBound(r, report.machine.cpus))) {
     notes.push(`(M sat): server, proxy, redis and load agents together kept ≥ 90 % of the ${report.machine.cpus} cores busy — the machine was the limit; ratios compare targets under the same limit.`);
+  }
+  for (const r of report.rows) {
+    const q = r.extra?.noLossRatio;
+    if (typeof q === 'number') notes.push(`fanout, highest rate without loss (any latency): ${r.target} = ${q.toFixed(2)}× socket.io.`);
+  }
+  if (report.rows.some((r) => r.scenario === 'fanout')) {
+    notes.push('fanout result: highest publish rate with no loss and p99 within the limit; "no loss": highest rate with no loss at any latency.');
   }
   notes.push(`Machine: ${report.machine.cpus} CPUs, load average at start ${report.machine.loadavg.map((l) => l.toFixed(2)).join(' ')}; Node ${report.machine.node}.`);
   return notes.join('\n');

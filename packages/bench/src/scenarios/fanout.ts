@@ -27,7 +27,10 @@ export interface FanoutStep {
   p50: number;
   p99: number;
   p999: number;
+  /** No loss and p99 within the limit. */
   pass: boolean;
+  /** No loss (whatever the latency): the rate is sustained. */
+  complete: boolean;
   cpu: Record<string, number>;
   wall: number;
   loadgenSaturated: boolean;
@@ -75,7 +78,14 @@ export async function fanoutScenario(ctx: Context): Promise<Row[]> {
   const sio = rows.find((r) => r.target.startsWith('socket.io') && !r.skipped);
   const herald = rows.find((r) => r.target.startsWith('herald') && !r.skipped);
   const ws = rows.find((r) => r.target.startsWith('ws') && !r.skipped);
-  if (sio && herald) herald.ratio = ratio(herald.value, sio.value, sio.target, FANOUT_GOAL);
+  if (sio && herald) {
+    herald.ratio = ratio(herald.value, sio.value, sio.target, FANOUT_GOAL);
+    // The same comparison on the highest rate sustained without loss, whatever the latency:
+    // steadier than the p99 criterion when other work shares the machine.
+    const a = herald.extra!.maxNoLossRate as number;
+    const b = sio.extra!.maxNoLossRate as number;
+    if (b > 0) herald.extra!.noLossRatio = a / b;
+  }
   if (ws && sio) sio.ratio = ratio(sio.value, ws.value, ws.target);
   return rows;
 }
@@ -105,6 +115,8 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
     }
     const steps: FanoutStep[] = [];
     let retrying = false;
+    // Set once a rate missed the p99 limit twice: from then on only a loss ends the search.
+    let slow = false;
     for (let k = 0; k < opts.rates.length; k++) {
       const rate = opts.rates[k]!;
       await pool.all((i) => (i < opts.agents ? { cmd: 'reset' } : undefined));
@@ -137,35 +149,46 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
         p99: hist.percentile(0.99) / 1000,
         p999: hist.percentile(0.999) / 1000,
         pass: false,
+        complete: false,
         cpu: m.cpu,
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
         busyCores: m.busyCores,
         serverMicrosPerDelivery: received > 0 ? (m.cpu.server! * 1e6) / received : NaN,
       };
-      step.pass = step.lost === 0 && step.dropped === 0 && step.behind === 0 && step.p99 <= opts.p99LimitMs;
+      step.complete = step.lost === 0 && step.dropped === 0 && step.behind === 0;
+      step.pass = step.complete && step.p99 <= opts.p99LimitMs;
       steps.push(step);
       ctx.progress(
         `fanout: ${target}: ${rate} pub/s → ${Math.round(received / (opts.stepMs / 1000)).toLocaleString('en-US')} deliveries/s, ` +
           `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}, ` +
           `server ${received > 0 ? ((m.cpu.server! * 1e6) / received).toFixed(2) : '-'} µs CPU/delivery, ` +
           `CPU server ${pct(m.cpu.server!, m.wall)} redis ${pct(m.cpu.redis!, m.wall)} loadgen ${pct(m.cpu.loadgen!, m.wall)} (peak agent ${Math.round(m.loadgenPeak * 100)} %) ` +
-          `${step.pass ? 'ok' : 'FAIL'}`,
+          `${step.pass ? 'ok' : step.complete ? 'slow' : 'LOSS'}`,
       );
-      if (step.pass) {
+      // The search goes on past a slow step (p99 over the limit) to find the highest rate
+      // sustained without loss too; it ends at a loss. One stall of another process on a
+      // shared machine can fail a step, so a failed step is run once more before it counts.
+      const failed = slow ? !step.complete : !step.pass;
+      if (!failed) {
         retrying = false;
         continue;
       }
-      // One stall of another process on a shared machine can fail a step: a rate fails only
-      // when it fails twice in a row.
-      if (retrying) break;
-      retrying = true;
-      k--;
-      ctx.progress(`fanout: ${target}: retrying ${rate} pub/s once`);
+      if (!retrying) {
+        retrying = true;
+        k--;
+        ctx.progress(`fanout: ${target}: retrying ${rate} pub/s once`);
+        await settle(pool, opts.agents);
+        continue;
+      }
+      retrying = false;
+      if (!step.complete) break;
+      slow = true;
       await settle(pool, opts.agents);
     }
     await pool.all(() => ({ cmd: 'close' }));
     const best = [...steps].reverse().find((s) => s.pass);
+    const sustained = [...steps].reverse().find((s) => s.complete);
     const shown = best ?? steps[0]!;
     return {
       scenario: 'fanout',
@@ -186,6 +209,7 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
         subscribers: opts.subscribers,
         workers: opts.workers,
         deliveriesPerSec: (best?.rate ?? 0) * opts.subscribers,
+        maxNoLossRate: sustained?.rate ?? 0,
         firstFailure: steps.find((s) => !s.pass),
         steps,
       },
