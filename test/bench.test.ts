@@ -62,15 +62,11 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     const { rows } = await runBench(tiny('fanout'), quiet);
     expect(rows).to.have.length(3);
     for (const r of rows) {
-      if (r.skipped) {
-        // Only Herald may be missing, and only while its Redis broker is not on this branch.
-        expect(r.target).to.equal('herald');
-        expect(r.skipped).to.match(/Redis broker/);
-        continue;
-      }
+      expect(r.skipped, r.skipped).to.equal(undefined);
       expect(r.value, `${r.target} best rate`).to.equal(40);
       const steps = r.extra!.steps as Array<{ expected: number; received: number }>;
       for (const s of steps) expect(s.received, r.target).to.equal(s.expected);
+      expect(r.extra!.maxNoLossRate, r.target).to.equal(40);
       expect(r.cpu.redis).to.be.a('number');
     }
   });
