@@ -8,7 +8,7 @@ export interface BenchOptions {
   quick: boolean;
   /** Load agent processes. @default 2 */
   agents: number;
-  /** Measuring window per run, ms. @default 10000 (quick 3000) */
+  /** Measuring window per run, ms. @default 10000 (quick 2000) */
   durationMs: number;
   /** Warm-up before each window, ms. @default 1000 (quick 500) */
   warmupMs: number;
@@ -51,7 +51,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   --quick               small sizes and short windows (< 2 minutes)
   --scenarios LIST      comma-separated subset (default: all)
   --agents N            load generator processes (default 2)
-  --duration S          measuring window per run in seconds (default 10, quick 3)
+  --duration S          measuring window per run in seconds (default 10, quick 2)
   --warmup S            warm-up before each window (default 1, quick 0.5)
   echo:   --conns N (100) --inflight N (4) --size BYTES (64) --binary
   fanout: --subscribers N (1000) --workers N (2) --publishers N (2)
@@ -110,7 +110,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     scenarios,
     quick,
     agents: Math.floor(num('agents', values.agents, 2, 1)),
-    durationMs: num('duration', values.duration, quick ? 3 : 10, 0.1) * 1000,
+    durationMs: num('duration', values.duration, quick ? 2 : 10, 0.1) * 1000,
     warmupMs: num('warmup', values.warmup, quick ? 0.5 : 1) * 1000,
     conns: Math.floor(num('conns', values.conns, 100, 1)),
     inflight: Math.floor(num('inflight', values.inflight, 4, 1)),
