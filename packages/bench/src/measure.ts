@@ -10,6 +10,8 @@ export interface Measured<T> {
   loadgenPeak: number;
   /** Cores busy on average with the measured processes together (CPU seconds / wall seconds). */
   busyCores: number;
+  /** CPU seconds of each process, by role: `{ server: { "1234": 1.2, … }, … }`. */
+  perProcess: Record<string, Record<string, number>>;
 }
 
 /** Share of a core above which a load agent counts as saturated. */
@@ -21,6 +23,8 @@ export const SATURATED = 0.9;
  */
 export async function measured<T>(roles: Record<string, () => number[]>, fn: () => Promise<T>): Promise<Measured<T>> {
   const meters = Object.entries(roles).map(([role, pids]) => [role, new CpuMeter(pids)] as const);
+  const each = Object.entries(roles).flatMap(([role, pids]) => pids().map((pid) => ({ role, pid, meter: new CpuMeter(() => [pid]) })));
+  for (const e of each) e.meter.start();
   const agents = (roles.loadgen?.() ?? []).map((pid) => new CpuMeter(() => [pid]));
   for (const [, m] of meters) m.start();
   for (const m of agents) m.start();
@@ -36,6 +40,8 @@ export async function measured<T>(roles: Record<string, () => number[]>, fn: () 
     const r = m.read();
     return r.wall > 0 ? r.cpu / r.wall : 0;
   }));
+  const perProcess: Record<string, Record<string, number>> = {};
+  for (const e of each) (perProcess[e.role] ??= {})[String(e.pid)] = Math.round(e.meter.read().cpu * 100) / 100;
   const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-  return { result, cpu, wall, loadgenSaturated: peak >= SATURATED, loadgenPeak: peak, busyCores: wall > 0 ? total / wall : 0 };
+  return { result, cpu, wall, loadgenSaturated: peak >= SATURATED, loadgenPeak: peak, busyCores: wall > 0 ? total / wall : 0, perProcess };
 }

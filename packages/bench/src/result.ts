@@ -19,6 +19,8 @@ export interface Row {
   lost?: number;
   /** CPU seconds per role during the measurement: server, proxy, redis, loadgen. */
   cpu: Record<string, number>;
+  /** CPU seconds of each process by role and pid (nginx's workers are counted with their master). */
+  cpuPerProcess?: Record<string, Record<string, number>>;
   /** Wall seconds the CPU figures cover. */
   wall: number;
   /** Set when a load agent used ≥ 90 % of a core: the load generator may be the limit. */

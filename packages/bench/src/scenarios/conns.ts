@@ -64,6 +64,7 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
         unit: 'KB/conn',
         lost: failed,
         cpu: m.cpu,
+        cpuPerProcess: m.perProcess,
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
         busyCores: m.busyCores,

@@ -59,6 +59,7 @@ export async function runEchoLoad(
     p999: hist.percentile(0.999) / 1000,
     lost,
     cpu: m.cpu,
+    cpuPerProcess: m.perProcess,
     wall: m.wall,
     loadgenSaturated: m.loadgenSaturated,
     busyCores: m.busyCores,

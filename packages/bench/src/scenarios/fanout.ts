@@ -32,6 +32,7 @@ export interface FanoutStep {
   /** No loss (whatever the latency): the rate is sustained. */
   complete: boolean;
   cpu: Record<string, number>;
+  cpuPerProcess: Record<string, Record<string, number>>;
   wall: number;
   loadgenSaturated: boolean;
   busyCores: number;
@@ -151,6 +152,7 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
         pass: false,
         complete: false,
         cpu: m.cpu,
+        cpuPerProcess: m.perProcess,
         wall: m.wall,
         loadgenSaturated: m.loadgenSaturated,
         busyCores: m.busyCores,
@@ -201,6 +203,7 @@ async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deploy
       lost: shown.lost,
       cost: shown.serverMicrosPerDelivery,
       cpu: shown.cpu,
+      cpuPerProcess: shown.cpuPerProcess,
       wall: shown.wall,
       loadgenSaturated: steps.some((s) => s.loadgenSaturated),
       // The failing step shows where the limit was; the machine being full there is what matters.
