@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { connect, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import type { HeraldWorker } from '@herald/server';
+import { NO_RATE_LIMITS, type HeraldWorker } from '@herald/server';
 import { TestClient, startInProcess, eventually } from './helpers/index.js';
 
 async function metric(http: string, name: string, labels = ''): Promise<number> {
@@ -110,7 +110,8 @@ describe('worker: limits and bad input', () => {
   });
 
   it('closes a slow consumer with 4008 and stops buffering for it', async () => {
-    await start({ limits: { sendBufferBytes: 64 * 1024, closeGraceMs: 30_000 } });
+    // The publisher floods on purpose: per-connection rate limits off.
+    await start({ limits: { sendBufferBytes: 64 * 1024, closeGraceMs: 30_000, rate: NO_RATE_LIMITS } });
     const slow = await open();
     await slow.request({ type: 'subscribe', channel: 'firehose' });
     // Stop reading: the kernel buffers fill, then the worker's send buffer grows.

@@ -7,3 +7,5 @@ export * from './ws-client.js';
 export * from './in-process.js';
 export * from './broker-recorder.js';
 export * from './cluster.js';
+export * from './raw-ws.js';
+export * from './tokens.js';

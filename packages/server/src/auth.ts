@@ -1,26 +1,131 @@
 import type { IncomingMessage } from 'node:http';
 import { ANONYMOUS, USER_ID_RE, type Identity } from './identity.js';
+import { MAX_TOKEN_LENGTH, type TokenVerifier } from './token-verifier.js';
+import { TokenError } from './errors/token-error.js';
+import { ConfigError } from './errors/config-error.js';
 
-/** How connections authenticate: `none` (anonymous, `?user=` names a demo identity), `optional`, `required`. */
+/**
+ * How connections authenticate:
+ * - `none`: anonymous; a client may name itself with `?user=` (an unauthenticated identity
+ *   for demos and trusted networks). Tokens are ignored.
+ * - `optional`: a valid token makes the connection authenticated, no token leaves it
+ *   anonymous, an invalid token is refused.
+ * - `required`: every `/ws` connection needs a valid token, at the upgrade or in a first
+ *   `auth` frame before the deadline.
+ */
 export type AuthMode = 'none' | 'optional' | 'required';
+
+/** The subprotocol Herald answers with when a client offers it. */
+export const HERALD_PROTOCOL = 'herald.v1';
+
+/**
+ * Prefix of a `Sec-WebSocket-Protocol` entry carrying a token, for browsers (which cannot
+ * set `Authorization` on a WebSocket): offer `["herald.v1", "herald.token.<jwt>"]`. A JWT is
+ * base64url parts joined by dots, all valid in a protocol token (RFC 6455 §4.1). The server
+ * never selects this entry, so the token is not echoed back.
+ */
+export const TOKEN_PROTOCOL_PREFIX = 'herald.token.';
 
 /** The outcome of checking an upgrade request. */
 export type UpgradeAuth =
-  | { ok: true; identity: Identity }
-  | { ok: false; status: number; message: string };
+  | {
+      ok: true;
+      identity: Identity;
+      /** True when the connection must send an `auth` frame before anything else (mode `required`, no token yet). */
+      awaitingAuth: boolean;
+    }
+  | { ok: false; status: number; message: string; headers?: Record<string, string> };
+
+/** Options of an {@link Authenticator}. */
+export interface AuthenticatorOptions {
+  /** @default "none" */
+  mode?: AuthMode;
+  /** Verifies tokens; required for modes `optional` and `required`. */
+  verifier?: TokenVerifier;
+  /** Time a connection without a token has to send its `auth` frame in mode `required`, in ms. @default 5000 */
+  authTimeoutMs?: number;
+}
+
+/** Where a token was found in an upgrade request, or why the request is malformed. */
+export type TokenSource = { token?: string; error?: string };
 
 /**
- * Decides who a connection is before the upgrade. In mode `none` a client may name itself
- * with `?user=` — an unauthenticated identity for demos and trusted networks only.
+ * Decides who a connection is: before the upgrade from `Authorization: Bearer`, a
+ * `herald.token.<jwt>` subprotocol entry or `?token=` (in that order of precedence), or
+ * after it from an `auth` frame ({@link verify}).
  */
 export class Authenticator {
-  constructor(readonly mode: AuthMode = 'none') {}
+  readonly mode: AuthMode;
+  readonly verifier?: TokenVerifier;
+  readonly authTimeoutMs: number;
 
-  /** Checks an upgrade request; `url` is its parsed URL. */
-  async fromRequest(_req: IncomingMessage, url: URL): Promise<UpgradeAuth> {
-    const named = url.searchParams.get('user');
-    if (named === null || named === '') return { ok: true, identity: ANONYMOUS };
-    if (!USER_ID_RE.test(named)) return { ok: false, status: 400, message: 'invalid user: 1-200 characters of [A-Za-z0-9_-.@:]' };
-    return { ok: true, identity: { user: named, authenticated: false } };
+  /** @throws ConfigError when a mode other than `none` has no verifier. */
+  constructor(options: AuthMode | AuthenticatorOptions = 'none') {
+    const o = typeof options === 'string' ? { mode: options } : options;
+    this.mode = o.mode ?? 'none';
+    this.verifier = o.verifier;
+    this.authTimeoutMs = o.authTimeoutMs ?? 5000;
+    if (this.mode !== 'none' && !this.verifier) {
+      throw new ConfigError(`auth mode "${this.mode}" needs HERALD_JWT_SECRET, HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_FILE`);
+    }
   }
+
+  /** Finds the token of an upgrade request. */
+  tokenFrom(req: IncomingMessage, url: URL): TokenSource {
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) {
+      const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
+      if (!m) return { error: 'the Authorization header must be "Bearer <token>"' };
+      return { token: m[1] };
+    }
+    const protocols = req.headers['sec-websocket-protocol'];
+    if (typeof protocols === 'string') {
+      for (const p of protocols.split(',')) {
+        const entry = p.trim();
+        if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) return { token: entry.slice(TOKEN_PROTOCOL_PREFIX.length) };
+      }
+    }
+    const query = url.searchParams.get('token');
+    if (query !== null) return { token: query };
+    return {};
+  }
+
+  /** Checks an upgrade request; `url` is its parsed URL. Never throws. */
+  async fromRequest(req: IncomingMessage, url: URL): Promise<UpgradeAuth> {
+    if (this.mode === 'none') {
+      const named = url.searchParams.get('user');
+      if (named === null || named === '') return { ok: true, identity: ANONYMOUS, awaitingAuth: false };
+      if (!USER_ID_RE.test(named)) return { ok: false, status: 400, message: 'invalid user: 1-200 characters of [A-Za-z0-9_-.@:]' };
+      return { ok: true, identity: { user: named, authenticated: false }, awaitingAuth: false };
+    }
+    const { token, error } = this.tokenFrom(req, url);
+    if (error) return unauthorized(error);
+    if (token === undefined || token === '') return { ok: true, identity: ANONYMOUS, awaitingAuth: this.mode === 'required' };
+    try {
+      return { ok: true, identity: await this.verify(token), awaitingAuth: false };
+    } catch (err) {
+      if (err instanceof TokenError) return unauthorized(err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * Verifies a token given after the upgrade (`auth` frame).
+   * @throws TokenError when invalid, or when this server does not verify tokens (mode `none`).
+   */
+  async verify(token: string): Promise<Identity> {
+    if (this.mode === 'none' || !this.verifier) throw new TokenError('authentication is off on this server');
+    if (token.length > MAX_TOKEN_LENGTH) throw new TokenError('invalid token');
+    return this.verifier.verify(token);
+  }
+}
+
+function unauthorized(message: string): UpgradeAuth {
+  // RFC 6750 §3: tell the client which scheme to use and that the token was the problem.
+  return { ok: false, status: 401, message, headers: { 'WWW-Authenticate': 'Bearer realm="herald", error="invalid_token"' } };
+}
+
+/** Picks {@link HERALD_PROTOCOL} when the client offers it; never a token entry. */
+export function selectProtocol(offered: Set<string>): string | false {
+  return offered.has(HERALD_PROTOCOL) ? HERALD_PROTOCOL : false;
 }

@@ -4,6 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
 import { ConfigError } from './errors/config-error.js';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
+import type { AuthMode } from './auth.js';
+import { normalizeOrigin } from './origin.js';
+
+const list = z.string().transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -27,6 +32,29 @@ const EnvSchema = z.object({
   HERALD_MAX_CONNECTIONS: int(1).default(20_000),
   HERALD_CONFIG: z.string().min(1).optional(),
   HERALD_PER_MESSAGE_DEFLATE: bool.default(false),
+  HERALD_AUTH: z.enum(['none', 'optional', 'required']).default('none'),
+  HERALD_JWT_SECRET: z.string().min(32, 'HERALD_JWT_SECRET must be at least 32 bytes').optional(),
+  HERALD_JWT_PUBLIC_KEY: z.string().min(1).optional(),
+  HERALD_JWKS_FILE: z.string().min(1).optional(),
+  HERALD_JWT_CLOCK_TOLERANCE_MS: int(0, 3_600_000).default(1000),
+  HERALD_JWT_ISSUER: z.string().min(1).optional(),
+  HERALD_JWT_AUDIENCE: z.string().min(1).optional(),
+  HERALD_AUTH_TIMEOUT_MS: int(100).default(5000),
+  HERALD_ALLOWED_ORIGINS: list
+    .refine((l) => l.every((o) => normalizeOrigin(o) !== undefined), 'HERALD_ALLOWED_ORIGINS must be a comma-separated list of scheme://host[:port]')
+    .optional(),
+  HERALD_RATE_FRAMES_PER_S: int(0).default(DEFAULT_RATE_LIMITS.framesPerSec),
+  HERALD_RATE_FRAMES_BURST: int(1).default(DEFAULT_RATE_LIMITS.framesBurst),
+  HERALD_RATE_BYTES_PER_S: int(0).default(DEFAULT_RATE_LIMITS.bytesPerSec),
+  HERALD_RATE_BYTES_BURST: int(1).default(DEFAULT_RATE_LIMITS.bytesBurst),
+  HERALD_RATE_ERRORS_PER_S: int(0).default(DEFAULT_RATE_LIMITS.errorsPerSec),
+  HERALD_RATE_ERRORS_BURST: int(1).default(DEFAULT_RATE_LIMITS.errorsBurst),
+  HERALD_RATE_MAX_REFUSED: int(0).default(DEFAULT_RATE_LIMITS.maxRefused),
+  HERALD_MAX_CONNECTIONS_PER_IP: int(0).default(0),
+  HERALD_TRUSTED_PROXIES: list.optional(),
+  HERALD_MAX_UPGRADES_PER_S: int(0).default(1000),
+  HERALD_MAX_FRAGMENTS: int(1).default(1024),
+  HERALD_MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16_384),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -76,6 +104,36 @@ export interface WorkerConfig {
   namespaces: Record<string, Partial<NamespaceOptions>>;
   /** pino log level. @default "info" */
   logLevel: string;
+  /** Authentication mode. @default "none" */
+  authMode: AuthMode;
+  /** HS256 shared secret (at least 32 bytes). */
+  jwtSecret?: string;
+  /** Contents of the PEM public key (RS256/ES256) named by `HERALD_JWT_PUBLIC_KEY`. */
+  jwtPublicKeyPem?: string;
+  /** Path of a JWKS file (`HERALD_JWKS_FILE`). */
+  jwksFile?: string;
+  /** Clock skew tolerated on `exp`/`nbf`, in ms. @default 1000 */
+  jwtClockToleranceMs: number;
+  /** Required `iss` claim; unset = not checked. */
+  jwtIssuer?: string;
+  /** Required `aud` claim; unset = not checked. */
+  jwtAudience?: string;
+  /** Deadline for the `auth` frame in mode `required`, in ms; then close 4001. @default 5000 */
+  authTimeoutMs: number;
+  /** Exact `Origin` allowlist; unset allows every origin. */
+  allowedOrigins?: string[];
+  /** Per-connection rate limits of `/ws`. @default DEFAULT_RATE_LIMITS */
+  rate: RateLimits;
+  /** Open connections per client address; 0 = unlimited. @default 0 */
+  maxConnectionsPerIp: number;
+  /** Proxies whose `X-Forwarded-For` is believed. @default [] */
+  trustedProxies: string[];
+  /** Upgrades accepted per second by this worker; 0 = unlimited. @default 1000 */
+  maxUpgradesPerSec: number;
+  /** Fragments per message; more close the connection with 1008. @default 1024 */
+  maxFragments: number;
+  /** Largest HTTP header block, in bytes (431 above). @default 16384 */
+  maxHeaderBytes: number;
 }
 
 function formatIssues(error: z.ZodError): string {
@@ -102,7 +160,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     if (!file.success) throw new ConfigError(`HERALD_CONFIG ${e.HERALD_CONFIG}: ${formatIssues(file.error)}`);
     namespaces = file.data.namespaces;
   }
+  if (e.HERALD_AUTH !== 'none' && !e.HERALD_JWT_SECRET && !e.HERALD_JWT_PUBLIC_KEY && !e.HERALD_JWKS_FILE) {
+    throw new ConfigError(`HERALD_AUTH=${e.HERALD_AUTH} needs HERALD_JWT_SECRET, HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_FILE`);
+  }
+  let jwtPublicKeyPem: string | undefined;
+  if (e.HERALD_JWT_PUBLIC_KEY) {
+    try {
+      jwtPublicKeyPem = readFileSync(e.HERALD_JWT_PUBLIC_KEY, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`HERALD_JWT_PUBLIC_KEY ${e.HERALD_JWT_PUBLIC_KEY}: ${(err as Error).message}`);
+    }
+  }
   return {
+    authMode: e.HERALD_AUTH,
+    jwtSecret: e.HERALD_JWT_SECRET,
+    jwtPublicKeyPem,
+    jwksFile: e.HERALD_JWKS_FILE,
+    jwtClockToleranceMs: e.HERALD_JWT_CLOCK_TOLERANCE_MS,
+    jwtIssuer: e.HERALD_JWT_ISSUER,
+    jwtAudience: e.HERALD_JWT_AUDIENCE,
+    authTimeoutMs: e.HERALD_AUTH_TIMEOUT_MS,
+    allowedOrigins: e.HERALD_ALLOWED_ORIGINS,
+    rate: {
+      framesPerSec: e.HERALD_RATE_FRAMES_PER_S,
+      framesBurst: e.HERALD_RATE_FRAMES_BURST,
+      bytesPerSec: e.HERALD_RATE_BYTES_PER_S,
+      bytesBurst: e.HERALD_RATE_BYTES_BURST,
+      errorsPerSec: e.HERALD_RATE_ERRORS_PER_S,
+      errorsBurst: e.HERALD_RATE_ERRORS_BURST,
+      maxRefused: e.HERALD_RATE_MAX_REFUSED,
+    },
+    maxConnectionsPerIp: e.HERALD_MAX_CONNECTIONS_PER_IP,
+    trustedProxies: e.HERALD_TRUSTED_PROXIES ?? [],
+    maxUpgradesPerSec: e.HERALD_MAX_UPGRADES_PER_S,
+    maxFragments: e.HERALD_MAX_FRAGMENTS,
+    maxHeaderBytes: e.HERALD_MAX_HEADER_BYTES,
     port: e.PORT,
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.\-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`,

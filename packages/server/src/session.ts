@@ -23,6 +23,9 @@ import { canPublish, canSubscribe } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
+import { TokenError } from './errors/token-error.js';
+import type { Authenticator } from './auth.js';
+import { ConnectionRateLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 
 /** Limits applied to each `/ws` connection. */
 export interface SessionLimits {
@@ -32,7 +35,17 @@ export interface SessionLimits {
   maxSubscriptions: number;
   /** Time a closing connection gets to flush its close frame before it is terminated, in ms. @default 5000 */
   closeGraceMs: number;
+  /** Per-connection rate limits. @default DEFAULT_RATE_LIMITS */
+  rate?: RateLimits;
+  /** Largest message in bytes (the byte bucket holds at least this much). @default 65536 */
+  maxMessageBytes?: number;
 }
+
+/** Frames a connection may send while its `auth` frame is being verified; they are handled after it. */
+const MAX_FRAMES_DURING_AUTH = 32;
+
+/** setTimeout's longest delay; later token expiries are re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Everything a session needs from its worker. */
 export interface SessionDeps {
@@ -46,6 +59,14 @@ export interface SessionDeps {
   limits: SessionLimits;
   metrics: Metrics;
   log: Logger;
+  /** Verifies `auth` frames; without it they are refused as in mode `none`. */
+  auth?: Authenticator;
+}
+
+/** How a session starts. */
+export interface SessionStart {
+  /** True when the identity must still come from an `auth` frame (mode `required`, no token at upgrade). @default false */
+  awaitingAuth?: boolean;
 }
 
 /** A subscription of this session: while recovering, live events wait in `buffer`. */
@@ -67,28 +88,67 @@ export class Session implements HubMember {
   private readonly subs = new Map<string, Subscription>();
   private closing = false;
   private readonly log: Logger;
+  private readonly rate: ConnectionRateLimiter;
+  /** True until an `auth` frame established the identity (mode `required` without an upgrade token). */
+  private awaitingAuth: boolean;
+  /** Frames that arrived while an `auth` frame was being verified; undefined when none is. */
+  private authQueue?: Array<{ data: RawData; isBinary: boolean }>;
+  private authTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly identity: Identity,
+    private identity: Identity,
     private readonly deps: SessionDeps,
+    start: SessionStart = {},
   ) {
     this.log = deps.log.child({ conn: this.id });
+    this.awaitingAuth = start.awaitingAuth ?? false;
+    this.rate = new ConnectionRateLimiter(deps.limits.rate ?? DEFAULT_RATE_LIMITS, deps.limits.maxMessageBytes ?? 65_536);
   }
 
   get user(): string | null {
     return this.identity.user;
   }
 
-  /** Sends the welcome frame and starts handling frames. */
+  /**
+   * Starts handling frames and sends the welcome frame — or, while awaiting an `auth` frame,
+   * arms the auth deadline: the welcome then follows a successful `auth` frame.
+   */
   start(): void {
     const { ws, deps } = this;
     deps.metrics.connections.inc({ endpoint: 'ws' });
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    // Pings count against the frame rate too: ws answers them itself, so a ping flood costs CPU.
+    ws.on('ping', () => this.admit(0, null));
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     ws.once('close', () => this.onClose());
+    if (this.awaitingAuth) {
+      const timeoutMs = deps.auth?.authTimeoutMs ?? 5000;
+      this.authTimer = setTimeout(() => this.close(CloseCode.Unauthorized, 'authentication timeout'), timeoutMs);
+      this.authTimer.unref();
+      return;
+    }
+    this.establish();
+  }
+
+  /** Registers the (now known) identity with the hub, arms its expiry and sends the welcome frame. */
+  private establish(): void {
+    const { deps } = this;
     deps.hub.addConnection(this).catch((err) => this.log.warn({ err }, 'direct-message subscription failed'));
+    this.armExpiry();
     this.sendFrame({ type: 'welcome', conn: this.id, node: deps.node, user: this.identity.user, heartbeat: deps.heartbeatMs });
+  }
+
+  /** Closes the connection with 4001 when its token expires. */
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const at = this.identity.expiresAt;
+    if (at === undefined) return;
+    const ms = at - Date.now();
+    if (ms <= 0) return this.close(CloseCode.Unauthorized, 'token expired');
+    this.expiryTimer = setTimeout(() => this.armExpiry(), Math.min(ms, MAX_TIMER_MS));
+    this.expiryTimer.unref();
   }
 
   // ---- outgoing ----------------------------------------------------------
@@ -111,6 +171,8 @@ export class Session implements HubMember {
 
   private sendError(error: FrameError): void {
     this.deps.metrics.errors.inc({ code: error.code });
+    // Capped: a client sending garbage as fast as it can must not get a flood back.
+    if (!this.rate.allowError()) return;
     const frame: ServerFrame = { type: 'error', code: error.code, message: error.message };
     if (error.id !== undefined) frame.id = error.id;
     this.sendFrame(frame);
@@ -140,9 +202,36 @@ export class Session implements HubMember {
 
   // ---- incoming ----------------------------------------------------------
 
+  /**
+   * Charges a frame to the rate limiter. A refused frame gets a `rate_limited` error (with
+   * its id; none for protocol pings, `idOf` null); sustained abuse closes the connection
+   * with 4029. Returns whether to handle the frame.
+   */
+  private admit(bytes: number, idOf: (() => number | undefined) | null): boolean {
+    const verdict = this.rate.admit(bytes);
+    if (verdict === 'ok') return true;
+    if (verdict === 'abuse') {
+      this.log.info('sustained rate limit abuse, closing');
+      this.close(CloseCode.RateLimited, 'rate limited');
+    } else if (idOf) {
+      this.sendError({ code: ErrorCode.RateLimited, message: 'rate limit exceeded', id: idOf() });
+    }
+    return false;
+  }
+
   private onMessage(data: RawData, isBinary: boolean): void {
     this.deps.metrics.framesIn.inc();
+    if (this.closing) return;
+    if (this.authQueue) {
+      // Handled once the pending `auth` frame is verified, in order.
+      if (this.authQueue.length >= MAX_FRAMES_DURING_AUTH) return this.close(CloseCode.Policy, 'too many frames before authentication');
+      this.authQueue.push({ data, isBinary });
+      return;
+    }
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const idOf = () => (isBinary ? undefined : frameIdOf(buf));
+    if (!this.admit(buf.length, idOf)) return;
+    if (this.awaitingAuth) return this.onMessageBeforeAuth(buf, isBinary);
     if (isBinary) {
       const decoded = decodeBinaryFrame(buf);
       if (!decoded.ok) return this.sendError(decoded.error);
@@ -159,6 +248,56 @@ export class Session implements HubMember {
       this.log.error({ err, type: decoded.frame.type }, 'frame handler failed');
       this.sendError({ code: ErrorCode.Internal, message: 'internal error', id });
     });
+  }
+
+  /** Mode `required` before the `auth` frame: only `auth` and `ping` are accepted. */
+  private onMessageBeforeAuth(buf: Buffer, isBinary: boolean): void {
+    const decoded = isBinary ? undefined : decodeClientFrame(buf.toString('utf8'));
+    if (decoded && !decoded.ok) return this.sendError(decoded.error);
+    const frame = decoded?.frame;
+    if (frame?.type === 'ping') return this.sendFrame(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+    if (frame?.type === 'auth') {
+      this.authenticate(frame.token, frame.id).catch((err: unknown) => {
+        if (isFrameError(err)) return this.sendError({ ...err, id: frame.id });
+        this.log.error({ err }, 'auth frame failed');
+        this.close(CloseCode.Internal, 'internal error');
+      });
+      return;
+    }
+    this.sendError({ code: ErrorCode.Unauthorized, message: 'send an auth frame first', id: frame?.id });
+  }
+
+  /**
+   * Verifies an `auth` frame's token. Success establishes the identity (welcome frame, then
+   * the ack); an invalid or expired token closes the connection with 4001.
+   */
+  private async authenticate(token: string, id: number | undefined): Promise<void> {
+    const { auth } = this.deps;
+    if (!auth || auth.mode === 'none') throw frameError(ErrorCode.BadRequest, 'authentication is off on this server');
+    if (this.identity.authenticated) throw frameError(ErrorCode.BadRequest, 'already authenticated');
+    // Upgrading an anonymous session (mode `optional`) must not keep subscriptions made under other permissions.
+    if (this.subs.size > 0) throw frameError(ErrorCode.BadRequest, 'authenticate before subscribing');
+    this.authQueue = [];
+    let identity: Identity;
+    try {
+      identity = await auth.verify(token);
+    } catch (err) {
+      this.authQueue = undefined;
+      if (!(err instanceof TokenError)) throw err;
+      this.log.info({ reason: err.message }, 'auth frame refused');
+      return this.close(CloseCode.Unauthorized, err.message.slice(0, 120));
+    }
+    const queued = this.authQueue;
+    this.authQueue = undefined;
+    if (this.closing) return;
+    clearTimeout(this.authTimer);
+    if (!this.awaitingAuth) this.deps.hub.removeConnection(this); // re-registered under the new user
+    this.awaitingAuth = false;
+    this.identity = identity;
+    this.establish();
+    if (this.closing) return; // already expired
+    this.ack(id);
+    for (const q of queued) this.onMessage(q.data, q.isBinary);
   }
 
   private ack(id: number | undefined, fields: Record<string, unknown> = {}): void {
@@ -191,8 +330,7 @@ export class Session implements HubMember {
         await this.deps.broker.sendDirect({ user: frame.user, from: this.identity.user, data: frame.data }).catch(unavailable);
         return this.ack(frame.id);
       case 'auth':
-        // Tokens given after the upgrade are handled by the auth layer before frames reach here.
-        throw frameError(ErrorCode.BadRequest, 'already authenticated');
+        return this.authenticate(frame.token, frame.id);
     }
   }
 
@@ -289,10 +427,19 @@ export class Session implements HubMember {
 
   private onClose(): void {
     this.closing = true;
+    clearTimeout(this.authTimer);
+    clearTimeout(this.expiryTimer);
+    this.authQueue = undefined;
     this.deps.metrics.connections.dec({ endpoint: 'ws' });
     this.deps.hub.removeConnection(this);
     for (const channel of [...this.subs.keys()]) void this.unsubscribe(channel);
   }
+}
+
+/** The `id` of a text frame, when it has a valid one (for the `rate_limited` error). */
+function frameIdOf(buf: Buffer): number | undefined {
+  const decoded = decodeClientFrame(buf.toString('utf8'));
+  return decoded.ok ? decoded.frame.id : decoded.error.id;
 }
 
 function frameError(code: FrameError['code'], message: string): FrameError {

@@ -17,7 +17,12 @@ import { handleEcho } from './echo.js';
 import { handleApi } from './api.js';
 import { serveStatic } from './static-files.js';
 import { Metrics } from './metrics.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, selectProtocol } from './auth.js';
+import { OriginPolicy } from './origin.js';
+import { IpConnectionLimit } from './ip-limit.js';
+import { clientIp, trustedProxies } from './client-ip.js';
+import { TokenBucket } from './rate-limit.js';
+import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
 import { rejectUpgrade, sendJson } from './http-util.js';
 import { createLogger, redactUrl, type Logger } from './logger.js';
@@ -50,8 +55,20 @@ export interface WorkerOptions {
   maxConnections?: number;
   /** Offer permessage-deflate (its inflated size is capped by maxMessageBytes). @default false */
   perMessageDeflate?: boolean;
-  /** Per-connection limits. @default { sendBufferBytes: 1048576, maxSubscriptions: 1000, closeGraceMs: 5000 } */
+  /** Per-connection limits. @default { sendBufferBytes: 1048576, maxSubscriptions: 1000, closeGraceMs: 5000, rate: DEFAULT_RATE_LIMITS } */
   limits?: Partial<SessionLimits>;
+  /** Exact allowlist of `Origin` values for upgrades (others get 403); unset or empty allows all. */
+  allowedOrigins?: string[];
+  /** Open WebSocket connections per client address; more get 429. 0 = unlimited. @default 0 */
+  maxConnectionsPerIp?: number;
+  /** Addresses whose `X-Forwarded-For` names the client (the balancer). @default [] */
+  trustedProxies?: string[];
+  /** Upgrades accepted per second, worker-wide (burst of the same size); more get 503. 0 = unlimited. @default 1000 */
+  maxUpgradesPerSec?: number;
+  /** Fragments one message may have; more close the connection with 1008. @default 1024 */
+  maxFragments?: number;
+  /** Largest request/upgrade header block, in bytes; larger gets 431. @default 16384 */
+  maxHeaderBytes?: number;
   /** Logger. @default pino at level "info" */
   log?: Logger;
 }
@@ -80,6 +97,10 @@ export class HeraldWorker {
   private readonly sockets = new Set<WebSocket>();
   private readonly sessions = new Map<WebSocket, Session>();
   private drained?: Promise<void>;
+  private readonly origins: OriginPolicy;
+  private readonly ipLimit: IpConnectionLimit;
+  private readonly trusted: ReadonlySet<string>;
+  private readonly upgrades: TokenBucket;
 
   constructor(options: WorkerOptions = {}) {
     this.opts = { maxMessageBytes: 65_536, heartbeatMs: 25_000, drainMs: 10_000, handshakeTimeoutMs: 10_000, maxConnections: 20_000, ...options };
@@ -91,7 +112,12 @@ export class HeraldWorker {
     this.presence = options.presence ?? new MemoryPresence();
     this.namespaces = new Namespaces(options.namespaces);
     this.authenticator = options.authenticator ?? new Authenticator('none');
-    this.limits = { sendBufferBytes: 1024 * 1024, maxSubscriptions: 1000, closeGraceMs: 5000, ...options.limits };
+    this.limits = { sendBufferBytes: 1024 * 1024, maxSubscriptions: 1000, closeGraceMs: 5000, maxMessageBytes: this.opts.maxMessageBytes, ...options.limits };
+    this.origins = new OriginPolicy(options.allowedOrigins);
+    this.ipLimit = new IpConnectionLimit(options.maxConnectionsPerIp ?? 0);
+    this.trusted = trustedProxies(options.trustedProxies);
+    const upgradesPerSec = options.maxUpgradesPerSec ?? 1000;
+    this.upgrades = new TokenBucket(upgradesPerSec, upgradesPerSec);
     this.hub = new Hub(this.broker, this.log);
     this.heartbeat = new Heartbeat(this.opts.heartbeatMs);
     this.wss = new WebSocketServer({
@@ -99,9 +125,11 @@ export class HeraldWorker {
       maxPayload: this.opts.maxMessageBytes,
       perMessageDeflate: options.perMessageDeflate ? { threshold: 1024 } : false,
       clientTracking: false,
+      maxFragments: options.maxFragments ?? 1024,
+      handleProtocols: selectProtocol,
     });
     this.wss.on('error', (err) => this.log.error({ err }, 'websocket server error'));
-    this.server = createServer({ requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) });
+    this.server = createServer({ maxHeaderSize: options.maxHeaderBytes ?? 16_384, requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) });
     this.server.on('request', (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
@@ -205,18 +233,34 @@ export class HeraldWorker {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws' && url.pathname !== '/echo') return rejectUpgrade(socket, 404, 'no WebSocket endpoint here');
     if (this.draining) return rejectUpgrade(socket, 503, 'draining', { 'Retry-After': '1' });
+    // Cheap checks first: a refused upgrade costs no token verification.
+    if (!this.origins.allows(req.headers.origin)) {
+      this.log.debug({ origin: String(req.headers.origin).slice(0, 200) }, 'upgrade refused: origin not allowed');
+      return rejectUpgrade(socket, 403, 'origin not allowed');
+    }
+    if (!this.upgrades.take()) return rejectUpgrade(socket, 503, 'too many upgrades, retry', { 'Retry-After': '1' });
     if (this.sockets.size >= this.opts.maxConnections) {
       return rejectUpgrade(socket, 503, 'too many connections', { 'Retry-After': '5' });
     }
+    const ip = clientIp(req, this.trusted);
+    if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, 'too many connections from this address', { 'Retry-After': '5' });
+    // The slot is held until the TCP connection ends, whatever happens in between.
+    socket.once('close', () => this.ipLimit.release(ip));
+    const auth = await this.authenticator.fromRequest(req, url);
+    if (!auth.ok) {
+      this.log.debug({ url: redactUrl(req.url), status: auth.status, reason: auth.message }, 'upgrade refused');
+      return rejectUpgrade(socket, auth.status, auth.message, auth.headers);
+    }
+    if (socket.destroyed) return;
     if (url.pathname === '/echo') {
+      // /echo has no frames to authenticate with: in mode `required` its token must come with the upgrade.
+      if (auth.awaitingAuth) return rejectUpgrade(socket, 401, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.track(ws);
         handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, log: this.log, metrics: this.metrics });
+        closeAtExpiry(ws, auth.identity.expiresAt);
       });
     }
-    const auth = await this.authenticator.fromRequest(req, url);
-    if (!auth.ok) return rejectUpgrade(socket, auth.status, auth.message);
-    if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.track(ws);
       const session = new Session(ws, auth.identity, {
@@ -230,7 +274,8 @@ export class HeraldWorker {
         limits: this.limits,
         metrics: this.metrics,
         log: this.log,
-      });
+        auth: this.authenticator,
+      }, { awaitingAuth: auth.awaitingAuth });
       this.sessions.set(ws, session);
       ws.once('close', () => this.sessions.delete(ws));
       session.start();

@@ -4,7 +4,7 @@ import { ConfigError } from '../errors/config-error.js';
 import { createLogger } from '../logger.js';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
-import { Authenticator } from '../auth.js';
+import { createAuthenticator } from '../auth-config.js';
 
 async function main(): Promise<void> {
   let config;
@@ -20,12 +20,28 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
+  let authenticator;
+  try {
+    authenticator = createAuthenticator(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`herald-worker: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
   const backends = await createBackends(config, log);
   const worker = new HeraldWorker({
     nodeId: config.nodeId,
     ...backends,
     namespaces: config.namespaces,
-    authenticator: new Authenticator('none'),
+    authenticator,
+    allowedOrigins: config.allowedOrigins,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    trustedProxies: config.trustedProxies,
+    maxUpgradesPerSec: config.maxUpgradesPerSec,
+    maxFragments: config.maxFragments,
+    maxHeaderBytes: config.maxHeaderBytes,
     apiKey: process.env.HERALD_API_KEY || undefined,
     maxMessageBytes: config.maxMessageBytes,
     heartbeatMs: config.heartbeatMs,
@@ -33,7 +49,7 @@ async function main(): Promise<void> {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxConnections: config.maxConnections,
     perMessageDeflate: config.perMessageDeflate,
-    limits: { sendBufferBytes: config.sendBufferBytes },
+    limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate },
     log,
   });
 

@@ -1,0 +1,125 @@
+/**
+ * A token bucket: holds up to `burst` tokens and gains `ratePerSec` per second. Refilled
+ * lazily on each call, so an idle bucket costs nothing (no timers).
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  /**
+   * @param ratePerSec tokens added per second; 0 means unlimited (every take succeeds).
+   * @param burst capacity; the bucket starts full.
+   * @param now clock in ms (tests pass a fake one).
+   */
+  constructor(
+    readonly ratePerSec: number,
+    readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  /** Takes `n` tokens if there are enough; returns whether it did. */
+  take(n = 1): boolean {
+    if (this.ratePerSec <= 0) return true;
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.ratePerSec) / 1000);
+    this.last = t;
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+
+  /** Gives back `n` tokens taken by a {@link take} whose operation did not happen. */
+  refund(n = 1): void {
+    this.tokens = Math.min(this.burst, this.tokens + n);
+  }
+}
+
+/** Per-connection rate limits of `/ws`. A rate of 0 disables that limit. */
+export interface RateLimits {
+  /** Frames (messages and pings) per second. @default 100 */
+  framesPerSec: number;
+  /** Frames allowed in a burst. @default 200 */
+  framesBurst: number;
+  /** Message bytes per second. @default 1048576 */
+  bytesPerSec: number;
+  /** Message bytes allowed in a burst; raised to the max message size if below it. @default 1048576 */
+  bytesBurst: number;
+  /** Error frames per second sent to one connection; more are dropped. @default 5 */
+  errorsPerSec: number;
+  /** Error frames in a burst. @default 20 */
+  errorsBurst: number;
+  /**
+   * Refused frames tolerated within about 10 s; one more closes the connection with 4029.
+   * 0 never closes. @default 100
+   */
+  maxRefused: number;
+}
+
+/** The default {@link RateLimits}. */
+export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({
+  framesPerSec: 100,
+  framesBurst: 200,
+  bytesPerSec: 1024 * 1024,
+  bytesBurst: 1024 * 1024,
+  errorsPerSec: 5,
+  errorsBurst: 20,
+  maxRefused: 100,
+});
+
+/** Rate limits that are all off: for benchmarks and tests that flood on purpose. */
+export const NO_RATE_LIMITS: RateLimits = Object.freeze({
+  framesPerSec: 0,
+  framesBurst: 1,
+  bytesPerSec: 0,
+  bytesBurst: 1,
+  errorsPerSec: 0,
+  errorsBurst: 1,
+  maxRefused: 0,
+});
+
+/** What to do with an incoming frame. */
+export type RateVerdict = 'ok' | 'refused' | 'abuse';
+
+/**
+ * The rate limiter of one connection: a frame bucket and a byte bucket decide whether a
+ * frame is handled; refusals drain a third bucket (capacity `maxRefused`, refilled over 10 s)
+ * and when it is empty the abuse is sustained and the connection is to be closed with 4029.
+ * A fourth bucket caps the error frames sent back, so a flood of bad frames cannot make the
+ * server flood the client (or spend its send buffer) in return.
+ */
+export class ConnectionRateLimiter {
+  private readonly frames: TokenBucket;
+  private readonly bytes: TokenBucket;
+  private readonly errors: TokenBucket;
+  private readonly refusals: TokenBucket;
+  /** Error frames dropped by the error cap. */
+  droppedErrors = 0;
+
+  constructor(limits: RateLimits, maxMessageBytes: number, now: () => number = Date.now) {
+    this.frames = new TokenBucket(limits.framesPerSec, limits.framesBurst, now);
+    // A burst below the largest message would refuse every large message forever.
+    this.bytes = new TokenBucket(limits.bytesPerSec, Math.max(limits.bytesBurst, maxMessageBytes), now);
+    this.errors = new TokenBucket(limits.errorsPerSec, limits.errorsBurst, now);
+    this.refusals = new TokenBucket(limits.maxRefused > 0 ? limits.maxRefused / 10 : 0, limits.maxRefused, now);
+  }
+
+  /** Accounts for an incoming frame of `bytes` bytes. */
+  admit(bytes: number): RateVerdict {
+    // Both buckets are charged only when both allow, so a refused frame costs no budget.
+    if (this.frames.take(1)) {
+      if (this.bytes.take(bytes)) return 'ok';
+      this.frames.refund();
+    }
+    return this.refusals.take(1) ? 'refused' : 'abuse';
+  }
+
+  /** Whether one more error frame may be sent now. */
+  allowError(): boolean {
+    if (this.errors.take(1)) return true;
+    this.droppedErrors++;
+    return false;
+  }
+}
