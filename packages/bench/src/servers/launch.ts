@@ -56,6 +56,13 @@ export async function startHerald(count: number, redisUrl?: string, env: NodeJS.
     HERALD_CONFIG: heraldConfigFile(),
     LOG_LEVEL: 'info',
     HERALD_REDIS_PREFIX: `bench${process.pid}:`,
+    // Publishers here send far above the default 100 frames/s per connection on purpose. The
+    // limits are raised, not switched off, so the token buckets still run (and cost) as in
+    // production; Socket.IO and the bare ws server have no limiter at all.
+    HERALD_RATE_FRAMES_PER_S: '10000000',
+    HERALD_RATE_FRAMES_BURST: '10000000',
+    HERALD_RATE_BYTES_PER_S: '10000000000',
+    HERALD_RATE_BYTES_BURST: '10000000000',
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...env,
   };
