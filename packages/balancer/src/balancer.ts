@@ -1,0 +1,341 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import httpProxy from 'http-proxy';
+import type { Logger } from 'pino';
+import type { BalancerConfig } from './config.js';
+import type { Discovery } from './discovery.js';
+import { StaticDiscovery } from './static-discovery.js';
+import { RedisDiscovery } from './redis-discovery.js';
+import { WorkerPool, type Worker, type WorkerSource } from './worker-pool.js';
+import { HealthChecker } from './health-checker.js';
+import { rankWorkers } from './rendezvous.js';
+import { clientAddress, setForwardedHeaders } from './client-address.js';
+import { formatSticky, stickyKey } from './sticky-key.js';
+import { IpLimiter } from './ip-limiter.js';
+import { Tunnel, type TunnelContext } from './tunnel.js';
+import { destroyLater, rejectUpgrade, sendError } from './http-responses.js';
+import { errorCode, isConnectError } from './upstream-errors.js';
+import { workerStatus, type BalancerStatus } from './status.js';
+
+/** Path of the balancer's own status endpoint (never proxied). */
+export const STATUS_PATH = '/balancer/status';
+
+/** Pace of the shutdown: tunnels are closed in this many batches per second. */
+const DRAIN_TICK_MS = 100;
+
+/**
+ * The sticky balancer: an HTTP server that proxies plain requests and WebSocket upgrades to
+ * workers chosen by rendezvous hashing of a sticky key, over the workers that pass health checks.
+ *
+ * Lifecycle: `start()` discovers workers, runs one round of health checks, then listens;
+ * `close()` stops accepting, closes tunnels in paced batches over `drainMs`, and releases
+ * everything.
+ */
+export class Balancer {
+  private readonly server: http.Server;
+  private readonly proxy: httpProxy;
+  private readonly pool: WorkerPool;
+  private readonly checker: HealthChecker;
+  private readonly discoveries: Discovery[] = [];
+  private readonly limiter: IpLimiter;
+  private readonly tunnels = new Set<Tunnel>();
+  private readonly tunnelBySocket = new WeakMap<object, Tunnel>();
+  private readonly cookieToSet = new WeakMap<IncomingMessage, string>();
+  private readonly clients = new Set<Socket>();
+  // Plain HTTP to workers reuses connections; idle ones are dropped before the worker's own
+  // keep-alive timeout (Node's default 5 s) so a request never races a closing socket.
+  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4000 });
+  private readonly tunnelContext: TunnelContext;
+  private readonly startedAt = Date.now();
+  private inFlight = 0;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+
+  /**
+   * @param config - validated configuration (see {@link loadConfig})
+   * @param logger - pino logger
+   */
+  constructor(
+    private readonly config: BalancerConfig,
+    private readonly logger: Logger,
+  ) {
+    this.pool = new WorkerPool({ rise: config.healthRise, fall: config.healthFall }, (change) => {
+      const level = change.to === 'healthy' ? 'info' : 'warn';
+      this.logger[level]({ worker: change.worker.address, node: change.worker.nodeId, from: change.from, to: change.to, reason: change.reason }, 'worker state');
+    });
+    this.checker = new HealthChecker(
+      this.pool,
+      { path: config.healthPath, intervalMs: config.healthIntervalMs, timeoutMs: config.healthTimeoutMs },
+      logger,
+    );
+    this.limiter = new IpLimiter(config.maxConnectionsPerIp);
+    if (config.workers.length > 0) this.discoveries.push(new StaticDiscovery(config.workers));
+    if (config.redisUrl !== undefined) {
+      this.discoveries.push(
+        new RedisDiscovery({ url: config.redisUrl, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs }, logger),
+      );
+    }
+
+    this.proxy = httpProxy.createProxyServer({ xfwd: false });
+    // Errors of calls with a callback go to the callback; this catches anything else.
+    this.proxy.on('error', (error: Error) => this.logger.warn({ err: errorCode(error) }, 'proxy error'));
+    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => this.tunnelBySocket.get(socket)?.attach(proxyReq));
+    this.proxy.on('proxyRes', (proxyRes, req) => {
+      const cookie = this.cookieToSet.get(req);
+      if (cookie === undefined) return;
+      const prior = proxyRes.headers['set-cookie'] ?? [];
+      proxyRes.headers['set-cookie'] = [...prior, cookie];
+    });
+
+    this.tunnelContext = {
+      proxyWs: (req, socket, head, worker, onError) =>
+        this.proxy.ws(req, socket, head, { target: targetUrl(worker) }, (error: Error) => onError(error)),
+      markDown: (worker, reason) => this.pool.markDown(worker, reason),
+      checkSoon: (worker) => void this.checker.check(worker),
+      closed: (tunnel) => {
+        this.tunnels.delete(tunnel);
+        this.limiter.release(tunnel.ip);
+      },
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      logger,
+    };
+
+    this.server = http.createServer({
+      // A client that never finishes its request head is dropped (slowloris); the default
+      // 30 s sweep would let such a connection live far past the timeout.
+      headersTimeout: Math.min(config.handshakeTimeoutMs, 60_000),
+      requestTimeout: Math.max(config.upstreamTimeoutMs, config.handshakeTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(1000, config.handshakeTimeoutMs),
+    });
+    this.server.on('connection', (socket: Socket) => {
+      this.clients.add(socket);
+      // Errors before or after the upgrade must never reach the process: log, and let `close` clean up.
+      socket.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'client socket error'));
+      socket.once('close', () => this.clients.delete(socket));
+    });
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+      destroyLater(socket);
+    });
+    this.server.on('request', (req, res) => this.handleRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head));
+    this.server.on('error', (error) => this.logger.error({ err: errorCode(error) }, 'server error'));
+  }
+
+  /**
+   * Discovers workers, checks them once (bounded by the health timeout), then listens.
+   *
+   * @returns the bound port
+   */
+  async start(): Promise<{ port: number }> {
+    await Promise.all(this.discoveries.map((discovery) => discovery.start((workers) => this.onDiscovered(discovery.name, workers))));
+    this.checker.start();
+    await this.checker.round();
+    if (this.draining) throw new Error('closed before it started listening');
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      this.server.once('error', onError);
+      this.server.listen(this.config.port, this.config.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    return { port: (this.server.address() as AddressInfo).port };
+  }
+
+  /** The bound address, once listening. */
+  address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /** A snapshot of `/balancer/status`. */
+  status(): BalancerStatus {
+    const workers = this.pool.all();
+    return {
+      status: this.draining ? 'draining' : 'ok',
+      pid: process.pid,
+      uptimeMs: Date.now() - this.startedAt,
+      sticky: formatSticky(this.config.sticky),
+      discovery: this.discoveries.map((d) => d.name),
+      healthy: workers.filter((w) => w.state === 'healthy').length,
+      connections: { clients: this.clients.size, tunnels: this.tunnels.size, requests: this.inFlight },
+      workers: workers.map(workerStatus),
+    };
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let in-flight HTTP finish, close tunnels in paced batches
+   * over `drainMs` (so clients reconnect gradually, not all at once), then release everything.
+   *
+   * @returns when every socket is closed
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.draining = true;
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await Promise.all(this.discoveries.map((d) => d.stop()));
+    this.checker.stop();
+    const deadline = Date.now() + this.config.drainMs;
+    while (this.tunnels.size > 0 && Date.now() < deadline) {
+      const ticksLeft = Math.max(1, Math.ceil((deadline - Date.now()) / DRAIN_TICK_MS));
+      const batch = Math.ceil(this.tunnels.size / ticksLeft);
+      let n = 0;
+      for (const tunnel of this.tunnels) {
+        if (n++ >= batch) break;
+        tunnel.destroy();
+      }
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
+      this.server.closeIdleConnections();
+    }
+    for (const tunnel of this.tunnels) tunnel.destroy();
+    this.server.closeAllConnections();
+    for (const socket of this.clients) socket.destroy();
+    await stopped;
+    this.agent.destroy();
+    this.proxy.close();
+  }
+
+  private onDiscovered(source: WorkerSource, workers: Array<{ address: string; nodeId?: string }>): void {
+    const { added, removed } = this.pool.sync(source, workers);
+    for (const worker of added) {
+      this.logger.info({ worker: worker.address, node: worker.nodeId, source }, 'worker discovered');
+      void this.checker.check(worker);
+    }
+    for (const worker of removed) {
+      this.logger.info({ worker: worker.address, node: worker.nodeId, source }, 'worker gone');
+    }
+  }
+
+  /** Workers to try for a request, best first: the key's owner, then its runners-up. */
+  private candidates(key: string, limit: number): Worker[] {
+    const healthy = this.pool.healthy();
+    const byAddress = new Map(healthy.map((w) => [w.address, w]));
+    return rankWorkers(key, [...byAddress.keys()])
+      .slice(0, limit)
+      .map((address) => byAddress.get(address)!);
+  }
+
+  private keyFor(req: IncomingMessage, ip: string): string {
+    return stickyKey(req, this.config.sticky) ?? ip;
+  }
+
+  private handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    req.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'request error'));
+    res.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'response error'));
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === STATUS_PATH) {
+      const body = JSON.stringify(this.status());
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    if (this.draining) {
+      res.setHeader('connection', 'close');
+      sendError(res, 503, 'shutting_down', 'the balancer is shutting down');
+      return;
+    }
+    const ip = clientAddress(req, this.config.trustedProxies);
+    let key = this.keyFor(req, ip);
+    if (this.config.sticky.kind === 'cookie' && stickyKey(req, this.config.sticky) === undefined) {
+      // First visit in cookie mode: give the browser a key, so its later requests and its
+      // WebSocket upgrade (which carries the cookie) reach the same worker.
+      key = randomBytes(12).toString('base64url');
+      this.cookieToSet.set(req, `${this.config.sticky.name}=${key}; Path=/; HttpOnly; SameSite=Lax`);
+    }
+    setForwardedHeaders(req, this.config.trustedProxies, false);
+    // A request with a body cannot be replayed (the body was streamed to the failed worker).
+    const bodyless = !req.headers['transfer-encoding'] && (req.headers['content-length'] ?? '0') === '0';
+    const candidates = this.candidates(key, bodyless ? this.config.retries + 1 : 1);
+    if (candidates.length === 0) {
+      sendError(res, 503, 'no_worker', 'no healthy worker');
+      return;
+    }
+    this.inFlight += 1;
+    res.once('close', () => {
+      this.inFlight -= 1;
+    });
+    this.proxyHttp(req, res, candidates, 0);
+  }
+
+  private proxyHttp(req: IncomingMessage, res: ServerResponse, candidates: Worker[], attempt: number): void {
+    const worker = candidates[attempt]!;
+    const started = Date.now();
+    worker.requests += 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      worker.requests -= 1;
+    };
+    res.once('close', release);
+    this.proxy.web(req, res, { target: targetUrl(worker), agent: this.agent, proxyTimeout: this.config.upstreamTimeoutMs }, (error: Error) => {
+      release();
+      const code = errorCode(error);
+      if (isConnectError(error)) {
+        this.pool.markDown(worker, code);
+        if (attempt + 1 < candidates.length && !res.headersSent && !res.destroyed) {
+          this.proxyHttp(req, res, candidates, attempt + 1);
+          return;
+        }
+      } else {
+        void this.checker.check(worker);
+      }
+      this.logger.debug({ worker: worker.address, err: code, url: req.url }, 'request to worker failed');
+      if (Date.now() - started >= this.config.upstreamTimeoutMs) sendError(res, 504, 'gateway_timeout', 'the worker did not answer in time');
+      else sendError(res, 502, 'bad_gateway', `the worker failed (${code})`);
+    });
+  }
+
+  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    // Already gone (reset while Node parsed the head): its `close` has fired, nothing to track.
+    if (socket.destroyed) return;
+    if (this.draining) {
+      rejectUpgrade(socket, 503, 'shutting_down', 'the balancer is shutting down');
+      return;
+    }
+    const upgrade = req.headers.upgrade ?? '';
+    if (req.method !== 'GET' || upgrade.toLowerCase() !== 'websocket') {
+      rejectUpgrade(socket, 400, 'bad_request', 'only WebSocket upgrades are proxied');
+      return;
+    }
+    if (this.tunnels.size >= this.config.maxConnections) {
+      this.logger.warn({ max: this.config.maxConnections }, 'connection cap reached');
+      rejectUpgrade(socket, 503, 'over_capacity', 'the balancer is at its connection limit');
+      return;
+    }
+    const ip = clientAddress(req, this.config.trustedProxies);
+    if (!this.limiter.acquire(ip)) {
+      this.logger.info({ ip }, 'per-IP connection cap reached');
+      rejectUpgrade(socket, 429, 'too_many_connections', `at most ${this.config.maxConnectionsPerIp} connections per address`);
+      return;
+    }
+    const key = this.keyFor(req, ip);
+    const candidates = this.candidates(key, this.config.retries + 1);
+    if (candidates.length === 0) {
+      this.limiter.release(ip);
+      rejectUpgrade(socket, 503, 'no_worker', 'no healthy worker');
+      return;
+    }
+    setForwardedHeaders(req, this.config.trustedProxies, false);
+    const tunnel = new Tunnel(req, socket, head, ip, candidates, this.tunnelContext);
+    this.tunnels.add(tunnel);
+    this.tunnelBySocket.set(socket, tunnel);
+    tunnel.start();
+  }
+}
+
+function targetUrl(worker: Worker): string {
+  const host = worker.host.includes(':') ? `[${worker.host}]` : worker.host;
+  return `http://${host}:${worker.port}`;
+}

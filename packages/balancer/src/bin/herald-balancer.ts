@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { loadConfig } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { createLogger } from '../logger.js';
+import { Balancer } from '../balancer.js';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`herald-balancer: ${error.message}\n`);
+  process.exit(1);
+}
+
+const logger = createLogger(config.logLevel);
+const balancer = new Balancer(config, logger);
+
+// Every socket and the proxy have error listeners; anything that still escapes is a bug: log it
+// as JSON and exit, so pm2 / compose restart a clean process rather than one in an unknown state.
+process.on('uncaughtException', (error) => {
+  logger.fatal({ err: { message: error.message, stack: error.stack } }, 'uncaught exception');
+  process.exit(1);
+});
+process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, drainMs: config.drainMs }, 'draining');
+    balancer.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: String(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}
+
+try {
+  const { port } = await balancer.start();
+  const status = balancer.status();
+  logger.info({ port, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy }, 'listening');
+  // pm2 `wait_ready` and child_process.fork parents wait for this.
+  process.send?.('ready');
+} catch (error) {
+  // After a signal during start-up the shutdown handler owns the exit.
+  if (!stopping) {
+    logger.fatal({ err: (error as Error).message }, 'cannot start');
+    process.exit(1);
+  }
+}

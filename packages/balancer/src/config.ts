@@ -1,0 +1,154 @@
+import { z } from 'zod';
+import { ConfigError } from './config-error.js';
+import { parseSticky, type StickySource } from './sticky-key.js';
+import { parseWorkerAddress } from './worker-address.js';
+import { TrustedProxies } from './client-address.js';
+
+/** The balancer's configuration, normally read from the environment by {@link loadConfig}. */
+export interface BalancerConfig {
+  /** Listening port (`PORT`; 0 = any free port). @default 8080 */
+  readonly port: number;
+  /** Listening address (`HOST`). @default '0.0.0.0' */
+  readonly host: string;
+  /** Static workers (`HERALD_WORKERS`, comma-separated `host:port`). @default [] */
+  readonly workers: readonly string[];
+  /** Redis to discover workers from (`REDIS_URL`); unset = static list only. @default undefined */
+  readonly redisUrl: string | undefined;
+  /** Key prefix of the membership records (`HERALD_REDIS_PREFIX`). @default 'herald:' */
+  readonly redisPrefix: string;
+  /** How often the membership records are read (`HERALD_DISCOVERY_INTERVAL_MS`). @default 1000 */
+  readonly discoveryIntervalMs: number;
+  /** Sticky key source (`HERALD_STICKY`). @default query:sid */
+  readonly sticky: StickySource;
+  /** Peers whose X-Forwarded-For is believed (`HERALD_TRUSTED_PROXIES`, comma-separated). @default none */
+  readonly trustedProxies: TrustedProxies;
+  /** Active health check path (`HERALD_HEALTH_PATH`). @default '/readyz' */
+  readonly healthPath: string;
+  /** Interval between active checks (`HERALD_HEALTH_INTERVAL_MS`, at least 100). @default 1000 */
+  readonly healthIntervalMs: number;
+  /** Timeout of one check (`HERALD_HEALTH_TIMEOUT_MS`). @default 1000 */
+  readonly healthTimeoutMs: number;
+  /** Consecutive successes that make an unhealthy worker healthy (`HERALD_HEALTH_RISE`). @default 2 */
+  readonly healthRise: number;
+  /** Consecutive failures that make a healthy worker unhealthy (`HERALD_HEALTH_FALL`). @default 2 */
+  readonly healthFall: number;
+  /** Open WebSocket connections allowed per client address (`HERALD_MAX_CONNECTIONS_PER_IP`; 0 = no cap). @default 1000 */
+  readonly maxConnectionsPerIp: number;
+  /** Open WebSocket tunnels in total (`HERALD_MAX_CONNECTIONS`; each holds two file descriptors). @default 10000 */
+  readonly maxConnections: number;
+  /** Other workers tried after a connect error (`HERALD_RETRIES`). @default 2 */
+  readonly retries: number;
+  /** Time a worker has to answer an upgrade (`HERALD_HANDSHAKE_TIMEOUT_MS`). @default 10000 */
+  readonly handshakeTimeoutMs: number;
+  /** Time a worker has to answer a plain HTTP request (`HERALD_UPSTREAM_TIMEOUT_MS`). @default 30000 */
+  readonly upstreamTimeoutMs: number;
+  /** On SIGTERM, time over which open tunnels are closed in paced batches (`HERALD_DRAIN_MS`). @default 10000 */
+  readonly drainMs: number;
+  /** pino level (`LOG_LEVEL`). @default 'info' */
+  readonly logLevel: string;
+}
+
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+const schema = z
+  .object({
+    PORT: int(0, 65535, 8080),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    HERALD_WORKERS: z.string().default(''),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+      .optional(),
+    HERALD_REDIS_PREFIX: z.string().default('herald:'),
+    HERALD_DISCOVERY_INTERVAL_MS: int(50, 3_600_000, 1000),
+    HERALD_STICKY: z.string().default('query:sid'),
+    HERALD_TRUSTED_PROXIES: z.string().default(''),
+    HERALD_HEALTH_PATH: z.string().startsWith('/').default('/readyz'),
+    HERALD_HEALTH_INTERVAL_MS: int(100, 3_600_000, 1000),
+    HERALD_HEALTH_TIMEOUT_MS: int(10, 600_000, 1000),
+    HERALD_HEALTH_RISE: int(1, 100, 2),
+    HERALD_HEALTH_FALL: int(1, 100, 2),
+    HERALD_MAX_CONNECTIONS_PER_IP: int(0, 10_000_000, 1000),
+    HERALD_MAX_CONNECTIONS: int(1, 10_000_000, 10_000),
+    HERALD_RETRIES: int(0, 100, 2),
+    HERALD_HANDSHAKE_TIMEOUT_MS: int(100, 600_000, 10_000),
+    HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
+    HERALD_DRAIN_MS: int(0, 3_600_000, 10_000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .transform((env, ctx) => {
+    const fail = (path: string, message: string) => {
+      ctx.addIssue({ code: 'custom', path: [path], message });
+      return z.NEVER;
+    };
+    const workers = env.HERALD_WORKERS.split(',')
+      .map((w) => w.trim())
+      .filter((w) => w !== '');
+    for (const w of workers) {
+      try {
+        parseWorkerAddress(w);
+      } catch (error) {
+        return fail('HERALD_WORKERS', (error as Error).message);
+      }
+    }
+    if (workers.length === 0 && env.REDIS_URL === undefined) {
+      return fail('HERALD_WORKERS', 'set HERALD_WORKERS (host:port,…) or REDIS_URL (worker discovery)');
+    }
+    let sticky: StickySource;
+    try {
+      sticky = parseSticky(env.HERALD_STICKY);
+    } catch (error) {
+      return fail('HERALD_STICKY', (error as Error).message);
+    }
+    let trustedProxies: TrustedProxies;
+    try {
+      trustedProxies = new TrustedProxies(
+        env.HERALD_TRUSTED_PROXIES.split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== ''),
+      );
+    } catch (error) {
+      return fail('HERALD_TRUSTED_PROXIES', (error as Error).message);
+    }
+    const config: BalancerConfig = {
+      port: env.PORT,
+      host: env.HOST,
+      workers: [...new Set(workers)],
+      redisUrl: env.REDIS_URL,
+      redisPrefix: env.HERALD_REDIS_PREFIX,
+      discoveryIntervalMs: env.HERALD_DISCOVERY_INTERVAL_MS,
+      sticky,
+      trustedProxies,
+      healthPath: env.HERALD_HEALTH_PATH,
+      healthIntervalMs: env.HERALD_HEALTH_INTERVAL_MS,
+      healthTimeoutMs: env.HERALD_HEALTH_TIMEOUT_MS,
+      healthRise: env.HERALD_HEALTH_RISE,
+      healthFall: env.HERALD_HEALTH_FALL,
+      maxConnectionsPerIp: env.HERALD_MAX_CONNECTIONS_PER_IP,
+      maxConnections: env.HERALD_MAX_CONNECTIONS,
+      retries: env.HERALD_RETRIES,
+      handshakeTimeoutMs: env.HERALD_HANDSHAKE_TIMEOUT_MS,
+      upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,
+      drainMs: env.HERALD_DRAIN_MS,
+      logLevel: env.LOG_LEVEL,
+    };
+    return config;
+  });
+
+/**
+ * Reads and validates the balancer configuration. Empty variables count as unset (compose files
+ * and pm2 ecosystems often pass `VAR=`).
+ *
+ * @param env - the environment to read
+ * @default process.env
+ * @returns the configuration
+ * @throws ConfigError listing every invalid variable
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BalancerConfig {
+  const present: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') present[key] = value;
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `${issue.path.join('.') || 'config'}: ${issue.message}`);
+  throw new ConfigError(`invalid balancer configuration:\n  ${lines.join('\n  ')}`);
+}

@@ -1,0 +1,18 @@
+export { Balancer, STATUS_PATH } from './balancer.js';
+export { loadConfig, type BalancerConfig } from './config.js';
+export { ConfigError } from './config-error.js';
+export { createLogger } from './logger.js';
+export { murmur3, weight, rankWorkers, pickWorker } from './rendezvous.js';
+export { parseSticky, formatSticky, stickyKey, readCookie, type StickySource } from './sticky-key.js';
+export { TrustedProxies, clientAddress, normalizeAddress, setForwardedHeaders } from './client-address.js';
+export { parseWorkerAddress } from './worker-address.js';
+export { WorkerPool, type Worker, type WorkerState, type WorkerSource, type HealthThresholds, type StateChange } from './worker-pool.js';
+export { HealthChecker, type HealthCheckOptions } from './health-checker.js';
+export type { Discovery, DiscoveredWorker } from './discovery.js';
+export { StaticDiscovery } from './static-discovery.js';
+export { RedisDiscovery, type RedisDiscoveryOptions } from './redis-discovery.js';
+export { IpLimiter } from './ip-limiter.js';
+export { Tunnel, type TunnelContext } from './tunnel.js';
+export { sendError, rejectUpgrade, destroyLater, type BalancerErrorCode } from './http-responses.js';
+export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
+export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';

@@ -1,0 +1,104 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DiscoveredWorker, Discovery } from './discovery.js';
+import { parseWorkerAddress } from './worker-address.js';
+
+/** Options of {@link RedisDiscovery}. */
+export interface RedisDiscoveryOptions {
+  /** `redis://…` URL. */
+  readonly url: string;
+  /** Key prefix of the membership records. @default 'herald:' */
+  readonly prefix: string;
+  /** Poll interval. @default 1000 */
+  readonly intervalMs: number;
+}
+
+/**
+ * Reads the workers' membership records (see docs/deploy.md): `{prefix}nodes` is a sorted set
+ * of node ids scored by lease expiry, `{prefix}node:{id}` a JSON record with a TTL. Live workers
+ * are the ids whose lease has not expired and whose record still exists.
+ */
+export class RedisDiscovery implements Discovery {
+  readonly name = 'redis' as const;
+  private readonly redis: Redis;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private failing = false;
+
+  constructor(
+    private readonly options: RedisDiscoveryOptions,
+    private readonly logger: Logger,
+  ) {
+    this.redis = new Redis(options.url, {
+      // Fail commands while disconnected instead of queueing them: a poll that cannot run is
+      // skipped and the last known list stays in force.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+    this.redis.on('error', (error: Error) => {
+      this.logger.debug({ err: error.message }, 'redis discovery connection error');
+    });
+  }
+
+  async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
+    this.stopped = false;
+    try {
+      await this.redis.connect();
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'redis discovery: cannot connect yet, will retry');
+    }
+    const poll = async () => {
+      if (this.stopped) return;
+      try {
+        const workers = await this.read();
+        if (this.failing) this.logger.info('redis discovery: reading membership records again');
+        this.failing = false;
+        onUpdate(workers);
+      } catch (error) {
+        if (!this.failing) this.logger.warn({ err: (error as Error).message }, 'redis discovery failed; keeping the last worker list');
+        this.failing = true;
+      }
+      if (this.stopped) return;
+      this.timer = setTimeout(() => void poll(), this.options.intervalMs);
+      this.timer.unref();
+    };
+    await poll();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.redis.disconnect();
+  }
+
+  /**
+   * One read of the membership records.
+   *
+   * @returns the live workers, one per address (the most recent heartbeat wins when a restarted
+   *   worker's old record still exists for the same address)
+   */
+  async read(): Promise<DiscoveredWorker[]> {
+    const prefix = this.options.prefix;
+    const ids = await this.redis.zrangebyscore(`${prefix}nodes`, Date.now(), '+inf');
+    if (ids.length === 0) return [];
+    const records = await this.redis.mget(ids.map((id) => `${prefix}node:${id}`));
+    const byAddress = new Map<string, { address: string; nodeId: string; heartbeat: number }>();
+    records.forEach((raw, i) => {
+      if (raw === null) return;
+      try {
+        const record = JSON.parse(raw) as { id?: unknown; address?: unknown; heartbeat?: unknown };
+        if (typeof record.address !== 'string') return;
+        parseWorkerAddress(record.address);
+        const nodeId = typeof record.id === 'string' ? record.id : ids[i]!;
+        const heartbeat = typeof record.heartbeat === 'number' ? record.heartbeat : 0;
+        const prior = byAddress.get(record.address);
+        if (!prior || prior.heartbeat < heartbeat) byAddress.set(record.address, { address: record.address, nodeId, heartbeat });
+      } catch {
+        this.logger.debug({ node: ids[i] }, 'redis discovery: ignoring a malformed membership record');
+      }
+    });
+    return [...byAddress.values()].map(({ address, nodeId }) => ({ address, nodeId }));
+  }
+}

@@ -1,0 +1,63 @@
+import type { Worker, WorkerSource, WorkerState } from './worker-pool.js';
+
+/** One worker in `GET /balancer/status`. */
+export interface WorkerStatus {
+  /** `host:port`. */
+  address: string;
+  /** Node id from its membership record (`null` for static workers). */
+  node: string | null;
+  state: WorkerState;
+  /** Whether it receives new connections (`state === 'healthy'`). */
+  healthy: boolean;
+  /** WebSocket tunnels open or opening to it. */
+  connections: number;
+  /** Plain HTTP requests in flight to it. */
+  requests: number;
+  /** Where it was found. */
+  sources: WorkerSource[];
+  /** Last active check, ms since epoch (0 = never). */
+  lastCheck: number;
+  /** Why it last failed (`null` while healthy). */
+  lastError: string | null;
+}
+
+/** The body of `GET /balancer/status`. */
+export interface BalancerStatus {
+  /** `ok`, or `draining` after SIGTERM. */
+  status: 'ok' | 'draining';
+  pid: number;
+  uptimeMs: number;
+  /** The `HERALD_STICKY` setting. */
+  sticky: string;
+  /** Active discovery sources. */
+  discovery: Array<'static' | 'redis'>;
+  /** Number of healthy workers. */
+  healthy: number;
+  connections: {
+    /** Client TCP connections (WebSocket tunnels and HTTP keep-alive). */
+    clients: number;
+    /** Open or opening WebSocket tunnels. */
+    tunnels: number;
+    /** Plain HTTP requests in flight. */
+    requests: number;
+  };
+  workers: WorkerStatus[];
+}
+
+/**
+ * @param worker - a worker of the pool
+ * @returns its status entry
+ */
+export function workerStatus(worker: Worker): WorkerStatus {
+  return {
+    address: worker.address,
+    node: worker.nodeId ?? null,
+    state: worker.state,
+    healthy: worker.state === 'healthy',
+    connections: worker.connections,
+    requests: worker.requests,
+    sources: [...worker.sources].sort(),
+    lastCheck: worker.lastCheck,
+    lastError: worker.lastError,
+  };
+}

@@ -1,0 +1,213 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Worker } from './worker-pool.js';
+import { destroyLater, rejectUpgrade } from './http-responses.js';
+import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';
+
+/** What a tunnel needs from the balancer. */
+export interface TunnelContext {
+  /** Starts `http-proxy`'s WebSocket pass towards `worker`; errors come back through `onError`. */
+  proxyWs(req: IncomingMessage, socket: Socket, head: Buffer, worker: Worker, onError: (error: Error) => void): void;
+  /** Passive marking: the worker could not be reached. */
+  markDown(worker: Worker, reason: string): void;
+  /** Something odd happened with the worker (refused upgrade, reset): check its health now. */
+  checkSoon(worker: Worker): void;
+  /** The tunnel's client socket has closed; every counter is released here and only here. */
+  closed(tunnel: Tunnel): void;
+  readonly handshakeTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+type Phase = 'connecting' | 'open' | 'closed';
+
+const EMPTY = Buffer.alloc(0);
+let nextId = 1;
+
+/**
+ * One proxied WebSocket connection: the client socket, the pending upgrade request to a worker,
+ * then the worker socket. It exists to fix what `http-proxy` leaves open (it `end()`s sockets
+ * instead of destroying them and never aborts the upstream request when the client goes away):
+ * whichever side closes or fails, both sockets are destroyed and every counter is released once,
+ * on the client socket's `close`.
+ */
+export class Tunnel {
+  /** Process-unique id, for logs. */
+  readonly id = nextId++;
+  /** The worker currently serving (or being tried). */
+  worker: Worker | undefined;
+  private phase: Phase = 'connecting';
+  private attempt = 0;
+  private pending: ClientRequest | undefined;
+  private upstream: Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private responded = false;
+
+  /**
+   * @param req - the upgrade request (X-Forwarded headers already set)
+   * @param client - the client socket (an `error` listener is already attached)
+   * @param head - bytes that arrived after the request head
+   * @param ip - the client address (for the per-IP counter)
+   * @param candidates - workers to try in order (rendezvous ranking, first = owner of the key)
+   * @param ctx - balancer hooks
+   */
+  constructor(
+    readonly req: IncomingMessage,
+    readonly client: Socket,
+    private readonly head: Buffer,
+    readonly ip: string,
+    private readonly candidates: readonly Worker[],
+    private readonly ctx: TunnelContext,
+  ) {}
+
+  /** Whether the WebSocket is established end to end. */
+  get open(): boolean {
+    return this.phase === 'open';
+  }
+
+  /** Starts proxying to the first candidate. */
+  start(): void {
+    this.client.once('close', () => this.onClientClose());
+    this.tryWorker();
+  }
+
+  /** Tears the tunnel down now (both sockets destroyed). */
+  destroy(): void {
+    this.client.destroy();
+    this.upstream?.destroy();
+    this.pending?.destroy();
+  }
+
+  /**
+   * Called by the balancer from `http-proxy`'s `proxyReqWs` event with the upgrade request just
+   * created for this tunnel.
+   *
+   * @param proxyReq - the request to the worker
+   */
+  attach(proxyReq: ClientRequest): void {
+    this.pending = proxyReq;
+    if (this.phase === 'closed') {
+      proxyReq.destroy();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onHandshakeTimeout(), this.ctx.handshakeTimeoutMs);
+    this.timer.unref();
+    // Registered before http-proxy's own listeners (proxyReqWs fires first), so the tunnel knows
+    // the outcome before bytes move.
+    proxyReq.on('upgrade', (_res: IncomingMessage, socket: Socket) => this.onUpgrade(socket));
+    proxyReq.on('response', (res: IncomingMessage) => this.onRefused(res));
+  }
+
+  private tryWorker(): void {
+    const worker = this.candidates[this.attempt]!;
+    this.setWorker(worker);
+    // The head was unshifted back into the client socket by the first attempt; passing it again
+    // would duplicate those bytes.
+    const head = this.attempt === 0 ? this.head : EMPTY;
+    this.ctx.proxyWs(this.req, this.client, head, worker, (error) => this.onProxyError(error));
+  }
+
+  private setWorker(worker: Worker | undefined): void {
+    if (this.worker) this.worker.connections -= 1;
+    this.worker = worker;
+    if (worker) worker.connections += 1;
+  }
+
+  private onUpgrade(socket: Socket): void {
+    clearTimeout(this.timer);
+    this.pending = undefined;
+    this.upstream = socket;
+    socket.on('error', (error) => {
+      this.ctx.logger.debug({ tunnel: this.id, worker: this.worker?.address, err: errorCode(error) }, 'worker socket error');
+    });
+    socket.once('close', () => {
+      // The worker went away (closed, crashed, killed): flush what it sent, then drop the client.
+      if (this.phase === 'closed') return;
+      this.client.end();
+      destroyLater(this.client);
+    });
+    if (this.phase === 'closed') {
+      socket.destroy();
+      return;
+    }
+    this.phase = 'open';
+  }
+
+  private onRefused(res: IncomingMessage): void {
+    // The worker answered without upgrading (401, 403, 503 while draining, …). http-proxy pipes
+    // that answer to the client and end()s the socket; the balancer destroys it once flushed.
+    this.responded = true;
+    res.on('error', () => this.destroy());
+    this.client.once('finish', () => this.client.destroy());
+    destroyLater(this.client, this.ctx.handshakeTimeoutMs);
+    if (this.worker && res.statusCode === 503) this.ctx.checkSoon(this.worker);
+    this.ctx.logger.debug({ tunnel: this.id, worker: this.worker?.address, status: res.statusCode }, 'worker refused the upgrade');
+  }
+
+  private onHandshakeTimeout(): void {
+    if (this.phase !== 'connecting') return;
+    if (this.responded) {
+      this.destroy();
+      return;
+    }
+    this.pending?.destroy(new HandshakeTimeoutError(`worker did not answer the upgrade within ${this.ctx.handshakeTimeoutMs} ms`));
+  }
+
+  private onProxyError(error: Error): void {
+    const worker = this.worker;
+    if (this.phase === 'closed') return;
+    if (this.phase === 'open') {
+      // Mid-stream failure (ECONNRESET from a killed worker, …): this connection ends, others don't.
+      this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address, err: errorCode(error) }, 'tunnel failed');
+      if (worker) this.ctx.checkSoon(worker);
+      this.destroy();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.pending = undefined;
+    const code = errorCode(error);
+    if (worker) {
+      if (isConnectError(error)) this.ctx.markDown(worker, code);
+      else this.ctx.checkSoon(worker);
+    }
+    const timedOut = error instanceof HandshakeTimeoutError;
+    // Nothing has been written to the client yet and an upgrade is a body-less GET, so the next
+    // worker in the ranking can take it — the same idea as nginx's proxy_next_upstream.
+    if (!timedOut && !this.responded && this.attempt + 1 < this.candidates.length && this.client.writable) {
+      this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address, err: code }, 'upgrade failed, trying the next worker');
+      this.attempt += 1;
+      suppressNextEnd(this.client);
+      this.tryWorker();
+      return;
+    }
+    this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address, err: code }, 'upgrade failed');
+    if (this.responded) this.destroy();
+    else if (timedOut) rejectUpgrade(this.client, 504, 'gateway_timeout', 'the worker did not answer the upgrade in time');
+    else rejectUpgrade(this.client, 502, 'bad_gateway', `the worker failed the upgrade (${code})`);
+  }
+
+  private onClientClose(): void {
+    this.phase = 'closed';
+    clearTimeout(this.timer);
+    this.pending?.destroy();
+    this.pending = undefined;
+    this.upstream?.destroy();
+    this.setWorker(undefined);
+    this.ctx.closed(this);
+  }
+}
+
+/**
+ * http-proxy's WebSocket pass calls `socket.end()` on the client right after reporting an
+ * upstream error (ws-incoming.js, `onOutgoingError`), which would close a socket the balancer is
+ * about to retry on another worker. This swallows exactly that one call. http-proxy 1.18.1 is
+ * the last release, so the behaviour relied on is fixed.
+ */
+function suppressNextEnd(socket: Socket): void {
+  const original = socket.end;
+  socket.end = function suppressedEnd(this: Socket) {
+    socket.end = original;
+    return this;
+  } as Socket['end'];
+}
