@@ -26,13 +26,13 @@ export interface BenchOptions {
   workers: number;
   /** fanout: publisher connections. @default 2 */
   publishers: number;
-  /** fanout: publish rates tried in order (msg/s) until one fails. @default 25,50,100,200,400,800,1600,3200 (quick 25,100,400,1600,3200) */
+  /** fanout: publish rates tried in order (msg/s) until one fails. @default 25,50,100,200,400,800,1600,3200 (quick 25,100,400,1600) */
   rates: number[];
   /** fanout: length of each rate step, ms. @default 5000 (quick 1000) */
   stepMs: number;
   /** fanout: p99 limit of a passing step, ms. @default 50 */
   p99LimitMs: number;
-  /** conns: idle subscribed connections per target. @default 10000 (quick 5000) */
+  /** conns: idle subscribed connections per target. @default 10000 (quick 4000) */
   idleConns: number;
   /** conns: connections opened per second. @default 4000 */
   rampPerSec: number;
@@ -55,8 +55,8 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   --warmup S            warm-up before each window (default 1, quick 0.5)
   echo:   --conns N (100) --inflight N (4) --size BYTES (64) --binary
   fanout: --subscribers N (1000) --workers N (2) --publishers N (2)
-          --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600,3200) --step S (5, quick 1) --p99-limit MS (50)
-  conns:  --idle-conns N (10000, quick 5000) --ramp N per second (4000)
+          --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600) --step S (5, quick 1) --p99-limit MS (50)
+  conns:  --idle-conns N (10000, quick 4000) --ramp N per second (4000)
   proxy:  --proxy-workers N (2)
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
@@ -105,7 +105,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   const scenarios = (values.scenarios ?? 'echo,fanout,conns,proxy').split(',').map((s) => s.trim()).filter(Boolean);
   for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy'].includes(s)) throw new Error(`unknown scenario ${s}`);
   // Quick: fewer, wider steps so every scenario fits in two minutes.
-  const rates = (values.rates ?? (quick ? '25,100,400,1600,3200' : '25,50,100,200,400,800,1600,3200')).split(',').map((r) => num('rates', r, 0, 1));
+  const rates = (values.rates ?? (quick ? '25,100,400,1600' : '25,50,100,200,400,800,1600,3200')).split(',').map((r) => num('rates', r, 0, 1));
   return {
     scenarios,
     quick,
@@ -122,7 +122,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     rates,
     stepMs: num('step', values.step, quick ? 1 : 5, 0.1) * 1000,
     p99LimitMs: num('p99-limit', values['p99-limit'], 50, 1),
-    idleConns: Math.floor(num('idle-conns', values['idle-conns'], quick ? 5000 : 10_000, 1)),
+    idleConns: Math.floor(num('idle-conns', values['idle-conns'], quick ? 4000 : 10_000, 1)),
     rampPerSec: num('ramp', values.ramp, 4000, 0),
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),

@@ -63,6 +63,8 @@ export async function startHerald(count: number, redisUrl?: string, env: NodeJS.
     HERALD_RATE_FRAMES_BURST: '10000000',
     HERALD_RATE_BYTES_PER_S: '10000000000',
     HERALD_RATE_BYTES_BURST: '10000000000',
+    // `conns` opens connections faster than the default 1,000 upgrades/s per worker.
+    HERALD_MAX_UPGRADES_PER_S: '1000000',
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...env,
   };
