@@ -81,9 +81,9 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     }
   });
 
-  it('proxy: the same echo directly, through nginx and through herald-balancer', async () => {
+  it('proxy: the same echo directly, through nginx, a bare http-proxy and herald-balancer', async () => {
     const { rows } = await runBench(tiny('proxy'), quiet);
-    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'herald-balancer']);
+    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'http-proxy (bare)', 'herald-balancer']);
     for (const r of rows) {
       expect(r.skipped, r.skipped).to.equal(undefined);
       expect(r.value, r.target).to.be.greaterThan(0);

@@ -3,7 +3,7 @@ import type { Context } from '../context.js';
 import { selected } from '../options.js';
 import { ratio, skippedRow, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
-import { startBalancer, startHerald, startNginx } from '../servers/launch.js';
+import { startBalancer, startHerald, startHttpProxy, startNginx } from '../servers/launch.js';
 import { SkipError } from '../skip-error.js';
 import { runEchoLoad } from './echo-run.js';
 
@@ -11,8 +11,9 @@ import { runEchoLoad } from './echo-run.js';
 export const PROXY_GOAL = 0.9;
 
 /**
- * `proxy`: the echo load against the same Herald workers directly, through herald-balancer and
- * through nginx (generated config, own prefix). Every connection carries `?sid=<i>` so both
+ * `proxy`: the echo load against the same Herald workers directly, through nginx (generated
+ * config, own prefix), through a bare `http-proxy` server (the floor of a Node proxy hop) and
+ * through herald-balancer. Every connection carries `?sid=<i>` so both
  * proxies spread connections over the workers by their sticky hash.
  */
 export async function proxyScenario(ctx: Context): Promise<Row[]> {
@@ -28,6 +29,7 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
     );
     const proxies: Array<[string, () => Promise<Deployment>]> = [
       ['nginx', () => startNginx(workers)],
+      ['http-proxy (bare)', () => startHttpProxy(workers)],
       ['herald-balancer', () => startBalancer(workers)],
     ];
     for (const [name, start] of proxies) {
@@ -55,6 +57,8 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
   const direct = rows.find((r) => r.target === 'direct');
   const nginx = rows.find((r) => r.target === 'nginx' && !r.skipped);
   const balancer = rows.find((r) => r.target === 'herald-balancer' && !r.skipped);
+  const bare = rows.find((r) => r.target === 'http-proxy (bare)' && !r.skipped);
+  if (bare && nginx) bare.ratio = ratio(bare.value, nginx.value, 'nginx');
   if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
   if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx', PROXY_GOAL);
   return rows;

@@ -11,6 +11,7 @@ import { SkipError } from '../skip-error.js';
 
 const WS_BASELINE = fileURLToPath(new URL('../baselines/ws-server.js', import.meta.url));
 const SOCKETIO_BASELINE = fileURLToPath(new URL('../baselines/socketio-server.js', import.meta.url));
+const HTTP_PROXY_BASELINE = fileURLToPath(new URL('../baselines/http-proxy-server.js', import.meta.url));
 
 /** Path of a workspace package's built bin, or undefined when that package is not installed/built. */
 function packageBin(pkg: string, bin: string): string | undefined {
@@ -111,6 +112,20 @@ export async function startBalancer(workers: Deployment): Promise<Deployment> {
   try {
     const port = portOf(await proc.waitForLine(listening));
     return new Deployment('herald-balancer', [proc], [port]);
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw err;
+  }
+}
+
+/** Starts the bare http-proxy baseline in front of `workers` (sticky on `?sid=`). */
+export async function startHttpProxy(workers: Deployment): Promise<Deployment> {
+  const proc = ServerProcess.node('http-proxy', HTTP_PROXY_BASELINE, {
+    PORT: '0',
+    HERALD_WORKERS: workers.ports.map((p) => `127.0.0.1:${p}`).join(','),
+  });
+  try {
+    return new Deployment('http-proxy (bare)', [proc], [portOf(await proc.waitForLine(listening))]);
   } catch (err) {
     await proc.stop('SIGKILL');
     throw err;
