@@ -58,7 +58,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
           --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600) --step S (5, quick 1) --p99-limit MS (50)
   conns:  --idle-conns N (10000, quick 4000) --ramp N per second (4000)
   proxy:  --proxy-workers N (2)
-  --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, herald-balancer)
+  --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
 `;
 
