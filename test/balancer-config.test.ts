@@ -1,3 +1,4 @@
+import { IpConnectionLimit } from '@herald/server/ip-limit';
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -6,7 +7,6 @@ import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import {
   ConfigError,
-  IpLimiter,
   TrustedProxies,
   WorkerPool,
   clientAddress,
@@ -257,14 +257,14 @@ describe('balancer configuration and request keys (unit)', () => {
     });
 
     it('caps connections per address', () => {
-      const limiter = new IpLimiter(2);
+      const limiter = new IpConnectionLimit(2);
       expect(limiter.acquire('1.1.1.1')).to.equal(true);
       expect(limiter.acquire('1.1.1.1')).to.equal(true);
       expect(limiter.acquire('1.1.1.1')).to.equal(false);
       expect(limiter.acquire('2.2.2.2')).to.equal(true);
       limiter.release('1.1.1.1');
       expect(limiter.acquire('1.1.1.1')).to.equal(true);
-      const unlimited = new IpLimiter(0);
+      const unlimited = new IpConnectionLimit(0);
       for (let i = 0; i < 5000; i++) expect(unlimited.acquire('x')).to.equal(true);
     });
   });

@@ -12,7 +12,7 @@ import { HealthChecker } from './health-checker.js';
 import { rankWorkers } from './rendezvous.js';
 import { clientAddress, setForwardedHeaders } from './client-address.js';
 import { formatSticky, stickyKey } from './sticky-key.js';
-import { IpLimiter } from './ip-limiter.js';
+import { IpConnectionLimit } from '@herald/server/ip-limit';
 import { Tunnel, type TunnelContext } from './tunnel.js';
 import { destroyLater, rejectUpgrade, sendError } from './http-responses.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
@@ -38,7 +38,7 @@ export class Balancer {
   private readonly pool: WorkerPool;
   private readonly checker: HealthChecker;
   private readonly discoveries: Discovery[] = [];
-  private readonly limiter: IpLimiter;
+  private readonly limiter: IpConnectionLimit;
   private readonly tunnels = new Set<Tunnel>();
   private readonly tunnelBySocket = new WeakMap<object, Tunnel>();
   private readonly cookieToSet = new WeakMap<IncomingMessage, string>();
@@ -69,7 +69,7 @@ export class Balancer {
       { path: config.healthPath, intervalMs: config.healthIntervalMs, timeoutMs: config.healthTimeoutMs },
       logger,
     );
-    this.limiter = new IpLimiter(config.maxConnectionsPerIp);
+    this.limiter = new IpConnectionLimit(config.maxConnectionsPerIp);
     if (config.workers.length > 0) this.discoveries.push(new StaticDiscovery(config.workers));
     if (config.redisUrl !== undefined) {
       this.discoveries.push(

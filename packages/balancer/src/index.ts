@@ -11,7 +11,6 @@ export { HealthChecker, type HealthCheckOptions } from './health-checker.js';
 export type { Discovery, DiscoveredWorker } from './discovery.js';
 export { StaticDiscovery } from './static-discovery.js';
 export { RedisDiscovery, type RedisDiscoveryOptions } from './redis-discovery.js';
-export { IpLimiter } from './ip-limiter.js';
 export { Tunnel, type TunnelContext } from './tunnel.js';
 export { sendError, rejectUpgrade, destroyLater, type BalancerErrorCode } from './http-responses.js';
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';

@@ -1,3 +1,4 @@
+import { listLiveNodes } from '@herald/server/membership';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
@@ -80,25 +81,18 @@ export class RedisDiscovery implements Discovery {
    *   worker's old record still exists for the same address)
    */
   async read(): Promise<DiscoveredWorker[]> {
-    const prefix = this.options.prefix;
-    const ids = await this.redis.zrangebyscore(`${prefix}nodes`, Date.now(), '+inf');
-    if (ids.length === 0) return [];
-    const records = await this.redis.mget(ids.map((id) => `${prefix}node:${id}`));
     const byAddress = new Map<string, { address: string; nodeId: string; heartbeat: number }>();
-    records.forEach((raw, i) => {
-      if (raw === null) return;
+    for (const record of await listLiveNodes(this.redis, this.options.prefix)) {
       try {
-        const record = JSON.parse(raw) as { id?: unknown; address?: unknown; heartbeat?: unknown };
-        if (typeof record.address !== 'string') return;
         parseWorkerAddress(record.address);
-        const nodeId = typeof record.id === 'string' ? record.id : ids[i]!;
-        const heartbeat = typeof record.heartbeat === 'number' ? record.heartbeat : 0;
-        const prior = byAddress.get(record.address);
-        if (!prior || prior.heartbeat < heartbeat) byAddress.set(record.address, { address: record.address, nodeId, heartbeat });
       } catch {
-        this.logger.debug({ node: ids[i] }, 'redis discovery: ignoring a malformed membership record');
+        this.logger.debug({ node: record.id }, 'redis discovery: ignoring a record with a bad address');
+        continue;
       }
-    });
+      const heartbeat = typeof record.heartbeat === 'number' ? record.heartbeat : 0;
+      const prior = byAddress.get(record.address);
+      if (!prior || prior.heartbeat < heartbeat) byAddress.set(record.address, { address: record.address, nodeId: record.id, heartbeat });
+    }
     return [...byAddress.values()].map(({ address, nodeId }) => ({ address, nodeId }));
   }
 }

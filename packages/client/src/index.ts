@@ -1,0 +1,16 @@
+export * from './client.js';
+export * from './subscription.js';
+export * from './state.js';
+export * from './backoff.js';
+export * from './emitter.js';
+export * from './options.js';
+export * from './websocket-like.js';
+export * from './errors/herald-error.js';
+export * from './errors/server-error.js';
+export * from './errors/timeout-error.js';
+export * from './errors/connection-closed-error.js';
+export * from './errors/client-closed-error.js';
+export * from './errors/queue-full-error.js';
+export * from './errors/unauthorized-error.js';
+export { CloseCode, ErrorCode, reconnectAdvice } from '@herald/protocol';
+export type { PresenceMember, WelcomeFrame, StreamPosition, ReconnectAdvice } from '@herald/protocol';

@@ -1,0 +1,21 @@
+/**
+ * Builds the WebSocket URL of an attempt. Accepts `ws:`/`wss:` URLs, `http:`/`https:` URLs
+ * (mapped to `ws:`/`wss:`) and, in a browser, a path such as `/ws` (resolved against the
+ * page, so the demo works behind any host and scheme). Adds `params` and, when given, `token`.
+ */
+export function buildUrl(base: string, params: Record<string, string>, token?: string): string {
+  const location = (globalThis as { location?: { href: string } }).location;
+  const url = location ? new URL(base, location.href) : new URL(base);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`not a WebSocket URL: ${base}`);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  if (token !== undefined) url.searchParams.set('token', token);
+  return url.toString();
+}
+
+/** The subprotocol offered next to the token entry (`protocol` token transport); the worker selects it, never the token entry. */
+export const SUBPROTOCOL = 'herald.v1';
+
+/** Prefix of the `Sec-WebSocket-Protocol` entry that carries a token. */
+export const TOKEN_PROTOCOL_PREFIX = 'herald.token.';
