@@ -4,6 +4,8 @@ import {
   decodeServerFrame,
   encodeBinaryFrame,
   encodeClientFrame,
+  HERALD_PROTOCOL,
+  TOKEN_PROTOCOL_PREFIX,
   isValidChannel,
   reconnectAdvice,
   type AckFrame,
@@ -30,7 +32,7 @@ import { PingWatchdog } from './ping-watchdog.js';
 import { State, type StateChange } from './state.js';
 import { Subscription, type PublishResult, type SubscribeHandlers, type SubscriptionHost } from './subscription.js';
 import { CLIENT_TIMEOUT, Transport } from './transport.js';
-import { buildUrl, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX } from './url.js';
+import { buildUrl } from './url.js';
 
 /** A direct message (`send`) received from another user. */
 export interface DirectMessage {
@@ -363,7 +365,7 @@ export class Client extends Emitter<ClientEvents> {
     let protocols: string[] | undefined;
     try {
       url = buildUrl(this.#url, params, token !== undefined && tokenTransport === 'query' ? token : undefined);
-      if (token !== undefined && tokenTransport === 'protocol') protocols = [SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX + token];
+      if (token !== undefined && tokenTransport === 'protocol') protocols = [HERALD_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token];
       this.#transport = new Transport(generation, WebSocket, url, protocols, {
         open: () => this.#onOpen(generation),
         text: (text) => this.#onText(generation, text),

@@ -13,9 +13,3 @@ export function buildUrl(base: string, params: Record<string, string>, token?: s
   if (token !== undefined) url.searchParams.set('token', token);
   return url.toString();
 }
-
-/** The subprotocol offered next to the token entry (`protocol` token transport); the worker selects it, never the token entry. */
-export const SUBPROTOCOL = 'herald.v1';
-
-/** Prefix of the `Sec-WebSocket-Protocol` entry that carries a token. */
-export const TOKEN_PROTOCOL_PREFIX = 'herald.token.';

@@ -4,3 +4,4 @@ export * from './messages.js';
 export * from './decode.js';
 export * from './encode.js';
 export * from './binary.js';
+export * from './subprotocol.js';

@@ -1,3 +1,4 @@
+import { HERALD_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import { ANONYMOUS, USER_ID_RE, type Identity } from './identity.js';
 import { MAX_TOKEN_LENGTH, type TokenVerifier } from './token-verifier.js';
@@ -15,16 +16,6 @@ import { ConfigError } from './errors/config-error.js';
  */
 export type AuthMode = 'none' | 'optional' | 'required';
 
-/** The subprotocol Herald answers with when a client offers it. */
-export const HERALD_PROTOCOL = 'herald.v1';
-
-/**
- * Prefix of a `Sec-WebSocket-Protocol` entry carrying a token, for browsers (which cannot
- * set `Authorization` on a WebSocket): offer `["herald.v1", "herald.token.<jwt>"]`. A JWT is
- * base64url parts joined by dots, all valid in a protocol token (RFC 6455 §4.1). The server
- * never selects this entry, so the token is not echoed back.
- */
-export const TOKEN_PROTOCOL_PREFIX = 'herald.token.';
 
 /** The outcome of checking an upgrade request. */
 export type UpgradeAuth =
