@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import { CloseCode } from '@herald/protocol';
 import type { Logger } from './logger.js';
+import { coalesceWrites } from './hub.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -12,6 +13,8 @@ export function handleEcho(ws: WebSocket, opts: { sendBufferBytes: number; log: 
   opts.metrics.connections.inc({ endpoint: 'echo' });
   ws.on('message', (data, isBinary) => {
     if (ws.readyState !== WebSocket.OPEN) return;
+    // Echoes of the frames read in one chunk leave in one write (docs/benchmarks.md, echo).
+    coalesceWrites(ws);
     ws.send(data, { binary: isBinary });
     if (ws.bufferedAmount > opts.sendBufferBytes) {
       opts.metrics.closes.inc({ code: String(CloseCode.SlowConsumer) });

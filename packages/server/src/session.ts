@@ -16,7 +16,7 @@ import type { Broker, ChannelMessage } from './broker.js';
 import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import type { Hub, HubMember } from './hub.js';
-import { toServerFrame } from './hub.js';
+import { toServerFrame, writeFramed } from './hub.js';
 import type { Namespaces } from './namespaces.js';
 import type { Identity } from './identity.js';
 import { canPublish, canSubscribe } from './access.js';
@@ -155,10 +155,10 @@ export class Session implements HubMember {
 
   // ---- outgoing ----------------------------------------------------------
 
-  private write(data: Buffer | Uint8Array | string, binary: boolean): void {
+  private write(data: Buffer | Uint8Array | string, binary: boolean, wire?: Buffer): void {
     const { ws } = this;
     if (this.closing || ws.readyState !== WebSocket.OPEN) return;
-    ws.send(data, { binary });
+    if (!wire || !writeFramed(ws, wire)) ws.send(data, { binary });
     this.deps.metrics.framesOut.inc();
     // Checked after the write: the buffer exceeds the limit by at most one message.
     if (ws.bufferedAmount > this.deps.limits.sendBufferBytes) {
@@ -180,11 +180,11 @@ export class Session implements HubMember {
     this.sendFrame(frame);
   }
 
-  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number): void {
+  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: Buffer): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     if (sub.buffer) sub.buffer.push({ frame, binary, offset });
-    else this.write(frame, binary);
+    else this.write(frame, binary, wire);
   }
 
   deliverDirect(frame: Buffer): void {

@@ -1,0 +1,65 @@
+import { AgentPool } from '../agent-pool.js';
+import type { Context } from '../context.js';
+import { selected } from '../options.js';
+import { ratio, skippedRow, type Row } from '../result.js';
+import type { Deployment } from '../servers/deployment.js';
+import { startBalancer, startHerald, startHttpProxy, startNginx } from '../servers/launch.js';
+import { SkipError } from '../skip-error.js';
+import { runEchoLoad } from './echo-run.js';
+
+/** Target of issue 7: echo through herald-balancer ≥ 0.9× the same through nginx. */
+export const PROXY_GOAL = 0.9;
+
+/**
+ * `proxy`: the echo load against the same Herald workers directly, through nginx (generated
+ * config, own prefix), through a bare `http-proxy` server (the floor of a Node proxy hop) and
+ * through herald-balancer. Every connection carries `?sid=<i>` so both
+ * proxies spread connections over the workers by their sticky hash.
+ */
+export async function proxyScenario(ctx: Context): Promise<Row[]> {
+  const { opts } = ctx;
+  const workers = await startHerald(opts.proxyWorkers);
+  const pool = new AgentPool(opts.agents);
+  const rows: Row[] = [];
+  try {
+    if (selected(opts, 'direct')) rows.push(
+      await runEchoLoad(ctx, pool, 'proxy', 'direct', (i) => `${workers.wsBases[i % workers.ports.length]}/echo?sid=${i}`, {
+        server: () => workers.pids(),
+      }),
+    );
+    const proxies: Array<[string, () => Promise<Deployment>]> = [
+      ['nginx', () => startNginx(workers)],
+      ['http-proxy (bare)', () => startHttpProxy(workers)],
+      ['herald-balancer', () => startBalancer(workers)],
+    ];
+    for (const [name, start] of proxies) {
+      if (!selected(opts, name)) continue;
+      let proxy: Deployment;
+      try {
+        proxy = await start();
+      } catch (err) {
+        if (!(err instanceof SkipError)) throw err;
+        ctx.progress(`proxy: ${name}: SKIPPED: ${err.message}`);
+        rows.push(skippedRow('proxy', name, err.message));
+        continue;
+      }
+      try {
+        const base = proxy.wsBases[0]!;
+        rows.push(await runEchoLoad(ctx, pool, 'proxy', name, (i) => `${base}/echo?sid=${i}`, { server: () => workers.pids(), proxy: () => proxy.pids() }));
+      } finally {
+        await proxy.stop();
+      }
+    }
+  } finally {
+    await pool.close();
+    await workers.stop();
+  }
+  const direct = rows.find((r) => r.target === 'direct');
+  const nginx = rows.find((r) => r.target === 'nginx' && !r.skipped);
+  const balancer = rows.find((r) => r.target === 'herald-balancer' && !r.skipped);
+  const bare = rows.find((r) => r.target === 'http-proxy (bare)' && !r.skipped);
+  if (bare && nginx) bare.ratio = ratio(bare.value, nginx.value, 'nginx');
+  if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
+  if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx', PROXY_GOAL);
+  return rows;
+}

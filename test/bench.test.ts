@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { availableParallelism } from 'node:os';
+import { runBench, parseOptions, type BenchOptions, type Row } from '@herald/bench';
+
+/** Tiny sizes: the point is that every scenario still runs end to end, not the numbers. */
+function tiny(scenario: string, extra: Partial<BenchOptions> = {}): BenchOptions {
+  return {
+    ...parseOptions(['--quick']),
+    scenarios: [scenario],
+    agents: 1,
+    durationMs: 300,
+    warmupMs: 0,
+    conns: 4,
+    inflight: 2,
+    subscribers: 20,
+    workers: 2,
+    publishers: 1,
+    rates: [20, 40],
+    stepMs: 300,
+    // Loss is what must not happen here; latency on a shared CI machine is not the test's business.
+    p99LimitMs: 60_000,
+    idleConns: 50,
+    rampPerSec: 0,
+    proxyWorkers: 2,
+    cpus: availableParallelism(),
+    ...extra,
+  };
+}
+
+const quiet = { write: false, log: () => undefined };
+
+function row(rows: Row[], target: string): Row {
+  const r = rows.find((x) => x.target.startsWith(target));
+  expect(r, `row for ${target} in ${JSON.stringify(rows.map((x) => x.target))}`).to.not.equal(undefined);
+  return r!;
+}
+
+describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function () {
+  this.timeout(60_000);
+
+  it('echo: measures herald and the bare ws server and compares them', async () => {
+    const { rows } = await runBench(tiny('echo'), quiet);
+    expect(rows).to.have.length(2);
+    for (const r of rows) {
+      expect(r.skipped, r.skipped).to.equal(undefined);
+      expect(r.value).to.be.greaterThan(0);
+      expect(r.lost).to.equal(0);
+      expect(r.p99).to.be.greaterThan(0);
+      expect(r.cpu.server).to.be.greaterThan(0);
+      expect(r.cpu.loadgen).to.be.greaterThan(0);
+    }
+    expect(row(rows, 'herald').ratio?.to).to.equal('ws (bare)');
+  });
+
+  it('echo: binary frames come back too', async () => {
+    const { rows } = await runBench(tiny('echo', { binary: true, size: 300 }), quiet);
+    for (const r of rows) expect(r.lost, r.target).to.equal(0);
+    expect(row(rows, 'herald').value).to.be.greaterThan(0);
+  });
+
+  it('fanout: every subscriber over 2 workers gets every message (ws + Redis, Socket.IO + redis-adapter, herald)', async () => {
+    const { rows } = await runBench(tiny('fanout'), quiet);
+    expect(rows).to.have.length(3);
+    for (const r of rows) {
+      expect(r.skipped, r.skipped).to.equal(undefined);
+      expect(r.value, `${r.target} best rate`).to.equal(40);
+      const steps = r.extra!.steps as Array<{ expected: number; received: number }>;
+      for (const s of steps) expect(s.received, r.target).to.equal(s.expected);
+      expect(r.extra!.maxNoLossRate, r.target).to.equal(40);
+      expect(r.cpu.redis).to.be.a('number');
+    }
+  });
+
+  it('conns: holds idle subscribed connections and reports memory per connection', async () => {
+    const { rows } = await runBench(tiny('conns'), quiet);
+    expect(rows.map((r) => r.target)).to.deep.equal(['ws (bare)', 'socket.io', 'herald']);
+    for (const r of rows) {
+      expect(r.extra!.opened, r.target).to.equal(50);
+      expect(r.extra!.gc, r.target).to.equal(true);
+      expect(Number.isFinite(r.value), r.target).to.equal(true);
+    }
+  });
+
+  it('proxy: the same echo directly, through nginx, a bare http-proxy and herald-balancer', async () => {
+    const { rows } = await runBench(tiny('proxy'), quiet);
+    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'http-proxy (bare)', 'herald-balancer']);
+    for (const r of rows) {
+      expect(r.skipped, r.skipped).to.equal(undefined);
+      expect(r.value, r.target).to.be.greaterThan(0);
+      expect(r.lost, r.target).to.equal(0);
+    }
+    expect(row(rows, 'nginx').cpu.proxy).to.be.greaterThan(0);
+    expect(row(rows, 'herald-balancer').cpu.proxy).to.be.greaterThan(0);
+    expect(row(rows, 'herald-balancer').ratio?.to).to.equal('nginx');
+  });
+});
