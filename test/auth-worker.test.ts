@@ -37,8 +37,8 @@ describe('auth (worker process)', () => {
     for (const t of good) clients.push(await TestClient.open(`${worker.wsUrl}/ws?token=${t}`));
     expect(clients.map((c) => c.welcome!.user)).to.deep.equal(['rita', 'eric']);
     for (const t of bad) {
-      const status = await TestClient.connect(`${worker.wsUrl}/ws?token=${t}`).then(() => 101, (e) => e.status);
-      expect(status).to.equal(401);
+      const viaQuery = await TestClient.connect(`${worker.wsUrl}/ws?token=${t}`);
+      expect((await viaQuery.closed).code).to.equal(4001);
       const viaHeader = await TestClient.connect(`${worker.wsUrl}/ws`, { headers: { Authorization: `Bearer ${t}` } }).then(() => 101, (e) => e.status);
       expect(viaHeader).to.equal(401);
       const late = await TestClient.connect(`${worker.wsUrl}/ws`);

@@ -80,6 +80,13 @@ describe('auth: /ws with tokens (in-process worker)', () => {
   };
   const keep = (c: TestClient) => (clients.push(c), c);
   const refused = (url: string, opts?: object) => TestClient.connect(url, opts).then((c) => (keep(c), expect.fail('upgrade accepted')), (e) => e.status as number);
+  /** A bad browser-borne token (query, subprotocol): upgraded, then closed with 4001 and no welcome. */
+  const closedUnauthorized = async (url: string, opts?: object) => {
+    const c = keep(await TestClient.connect(url, opts as never));
+    const { code } = await c.closed;
+    expect(c.of('welcome')).to.have.length(0);
+    return code;
+  };
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
@@ -97,15 +104,16 @@ describe('auth: /ws with tokens (in-process worker)', () => {
     // The subprotocol entry is covered by the next test (it needs the protocols argument of ws).
   });
 
-  it('answers a bad token with 401 before the upgrade, wherever it comes from', async () => {
+  it('answers a bad header token with 401 before the upgrade, and a bad browser token with close 4001', async () => {
     await start('required');
     const bad = await hsToken('alice', {}, { secret: 'wrong-secret-wrong-secret-wrong-secret' });
     const expired = await hsToken('alice', {}, { expiresIn: -60 });
     expect(await refused(`${base}/ws`, { headers: { Authorization: `Bearer ${bad}` } })).to.equal(401);
     expect(await refused(`${base}/ws`, { headers: { Authorization: 'Basic YWxpY2U6cHc=' } })).to.equal(401);
-    expect(await refused(`${base}/ws?token=${expired}`)).to.equal(401);
-    expect(await refused(`${base}/ws?token=garbage`)).to.equal(401);
-    expect(await refused(`${base}/echo?token=${bad}`)).to.equal(401);
+    // Browsers cannot read an HTTP status of a failed upgrade, so ?token= and subprotocol tokens get a close code.
+    expect(await closedUnauthorized(`${base}/ws?token=${expired}`)).to.equal(4001);
+    expect(await closedUnauthorized(`${base}/ws?token=garbage`)).to.equal(4001);
+    expect(await closedUnauthorized(`${base}/echo?token=${bad}`)).to.equal(4001);
     expect(await refused(`${base}/echo`)).to.equal(401);
   });
 
@@ -122,8 +130,8 @@ describe('auth: /ws with tokens (in-process worker)', () => {
     expect(JSON.parse(data.toString())).to.deep.include({ type: 'welcome', user: 'alice' });
     ws.close();
     await waitFor(ws, 'close');
-    const badProto = await refused(`${base}/ws`, ['herald.v1', 'herald.token.garbage'] as never);
-    expect(badProto).to.equal(401);
+    const badProto = await closedUnauthorized(`${base}/ws`, ['herald.v1', 'herald.token.garbage']);
+    expect(badProto).to.equal(4001);
   });
 
   it('waits for an auth frame: nothing but auth/ping before it, welcome then ack after it', async () => {
@@ -190,11 +198,12 @@ describe('auth: /ws with tokens (in-process worker)', () => {
     expect(Date.now()).to.be.within(exp * 1000 - 50, exp * 1000 + 1000);
   });
 
-  it('mode optional: no token is anonymous, a bad token is 401, an auth frame upgrades the identity', async () => {
+  it('mode optional: no token is anonymous, a bad token is refused (4001), an auth frame upgrades the identity', async () => {
     await start('optional');
     const anon = keep(await TestClient.open(`${base}/ws?user=mallory`));
     expect(anon.welcome!.user).to.equal(null); // ?user= is honoured only in mode none
-    expect(await refused(`${base}/ws?token=garbage`)).to.equal(401);
+    expect(await closedUnauthorized(`${base}/ws?token=garbage`)).to.equal(4001);
+    expect(await refused(`${base}/ws`, { headers: { Authorization: 'Bearer garbage' } })).to.equal(401);
     const ack = await anon.request({ type: 'auth', token: await hsToken('alice') });
     expect(ack.type).to.equal('ack');
     expect(anon.of('welcome').map((w) => w.user)).to.deep.equal([null, 'alice']);

@@ -90,7 +90,7 @@ describe('client auth against a worker process (HERALD_AUTH=required)', function
     expect(issued).to.have.length(2);
   });
 
-  it('stops on an invalid token refused before the upgrade (HTTP 401)', async () => {
+  it('stops on an invalid token (closed with 4001 right after the upgrade)', async () => {
     const c = client({ token: 'not.a.jwt' });
     c.on('error', () => {});
     c.connect();

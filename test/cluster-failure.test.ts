@@ -56,6 +56,9 @@ describe('cluster failures (redis, 3 workers)', function () {
     expect(await bob.request({ type: 'publish', channel: 'room:h', data: 'h' })).to.deep.include({ type: 'error', code: 'unavailable' });
     expect(await bob.request({ type: 'presence', channel: 'room:h' })).to.deep.include({ type: 'error', code: 'unavailable' });
     expect(await bob.request({ type: 'send', user: 'carol', data: 1 })).to.deep.include({ type: 'error', code: 'unavailable' });
+    // History reads (the position of a new subscription, a recovery) answer unavailable too, not internal.
+    expect(await bob.request({ type: 'subscribe', channel: 'room:new' })).to.deep.include({ type: 'error', code: 'unavailable' });
+    expect(await bob.request({ type: 'subscribe', channel: 'room:new2', since: { offset: 1, epoch: 'e' } })).to.deep.include({ type: 'error', code: 'unavailable' });
 
     const t0 = Date.now();
     cluster.redis = await startRedis(port);

@@ -50,11 +50,14 @@ describe('security through the balancer (worker + balancer processes)', function
 
   const status = (url: string, opts?: object) => TestClient.connect(url, opts).then((c) => (clients.push(c), 101), (e) => e.status as number);
 
-  it('relays token auth (401) and origin refusals (403) from the worker', async () => {
+  it('relays token auth (401, or close 4001 for query tokens) and origin refusals (403) from the worker', async () => {
     const ok = await TestClient.open(`${base}/ws`, { headers: { Authorization: `Bearer ${await hsToken('alice')}` } });
     clients.push(ok);
     expect(ok.welcome!.user).to.equal('alice');
-    expect(await status(`${base}/ws?token=garbage`)).to.equal(401);
+    expect(await status(`${base}/ws`, { headers: { Authorization: 'Bearer garbage' } })).to.equal(401);
+    const viaQuery = await TestClient.connect(`${base}/ws?token=garbage`);
+    clients.push(viaQuery);
+    expect((await viaQuery.closed).code).to.equal(4001);
     expect(await status(`${base}/ws`, { origin: 'https://app.example.com.evil.com' })).to.equal(403);
     expect(await status(`${base}/ws`, { origin: 'https://app.example.com' })).to.equal(101);
   });

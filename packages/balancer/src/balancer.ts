@@ -1,3 +1,4 @@
+import { redactUrl } from '@herald/server/logger';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -291,7 +292,7 @@ export class Balancer {
       } else {
         void this.checker.check(worker);
       }
-      this.logger.debug({ worker: worker.address, err: code, url: req.url }, 'request to worker failed');
+      this.logger.debug({ worker: worker.address, err: code, url: redactUrl(req.url) }, 'request to worker failed');
       if (Date.now() - started >= this.config.upstreamTimeoutMs) sendError(res, 504, 'gateway_timeout', 'the worker did not answer in time');
       else sendError(res, 502, 'bad_gateway', `the worker failed (${code})`);
     });

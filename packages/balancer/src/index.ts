@@ -1,7 +1,6 @@
 export { Balancer, STATUS_PATH } from './balancer.js';
 export { loadConfig, type BalancerConfig } from './config.js';
 export { ConfigError } from './config-error.js';
-export { createLogger } from './logger.js';
 export { murmur3, weight, rankWorkers, pickWorker } from './rendezvous.js';
 export { parseSticky, formatSticky, stickyKey, readCookie, type StickySource } from './sticky-key.js';
 export { TrustedProxies, clientAddress, normalizeAddress, setForwardedHeaders } from './client-address.js';

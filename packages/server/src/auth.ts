@@ -25,7 +25,18 @@ export type UpgradeAuth =
       /** True when the connection must send an `auth` frame before anything else (mode `required`, no token yet). */
       awaitingAuth: boolean;
     }
-  | { ok: false; status: number; message: string; headers?: Record<string, string> };
+  | {
+      ok: false;
+      status: number;
+      message: string;
+      headers?: Record<string, string>;
+      /**
+       * Refuse by upgrading and closing with 4001 instead of answering `status`: for tokens from
+       * `?token=` or the subprotocol, whose senders (browsers) cannot see an HTTP status — a
+       * failed upgrade is only a 1006 there, and a client would retry the same bad token forever.
+       */
+      closeAfterUpgrade?: boolean;
+    };
 
 /** Options of an {@link Authenticator}. */
 export interface AuthenticatorOptions {
@@ -38,7 +49,7 @@ export interface AuthenticatorOptions {
 }
 
 /** Where a token was found in an upgrade request, or why the request is malformed. */
-export type TokenSource = { token?: string; error?: string };
+export type TokenSource = { token?: string; error?: string; from?: 'header' | 'protocol' | 'query' };
 
 /**
  * Decides who a connection is: before the upgrade from `Authorization: Bearer`, a
@@ -67,17 +78,17 @@ export class Authenticator {
     if (authorization !== undefined) {
       const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
       if (!m) return { error: 'the Authorization header must be "Bearer <token>"' };
-      return { token: m[1] };
+      return { token: m[1], from: 'header' };
     }
     const protocols = req.headers['sec-websocket-protocol'];
     if (typeof protocols === 'string') {
       for (const p of protocols.split(',')) {
         const entry = p.trim();
-        if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) return { token: entry.slice(TOKEN_PROTOCOL_PREFIX.length) };
+        if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) return { token: entry.slice(TOKEN_PROTOCOL_PREFIX.length), from: 'protocol' };
       }
     }
     const query = url.searchParams.get('token');
-    if (query !== null) return { token: query };
+    if (query !== null) return { token: query, from: 'query' };
     return {};
   }
 
@@ -89,13 +100,13 @@ export class Authenticator {
       if (!USER_ID_RE.test(named)) return { ok: false, status: 400, message: 'invalid user: 1-200 characters of [A-Za-z0-9_-.@:]' };
       return { ok: true, identity: { user: named, authenticated: false }, awaitingAuth: false };
     }
-    const { token, error } = this.tokenFrom(req, url);
+    const { token, error, from } = this.tokenFrom(req, url);
     if (error) return unauthorized(error);
     if (token === undefined || token === '') return { ok: true, identity: ANONYMOUS, awaitingAuth: this.mode === 'required' };
     try {
       return { ok: true, identity: await this.verify(token), awaitingAuth: false };
     } catch (err) {
-      if (err instanceof TokenError) return unauthorized(err.message);
+      if (err instanceof TokenError) return unauthorized(err.message, from !== 'header');
       throw err;
     }
   }
@@ -111,9 +122,9 @@ export class Authenticator {
   }
 }
 
-function unauthorized(message: string): UpgradeAuth {
+function unauthorized(message: string, closeAfterUpgrade = false): UpgradeAuth {
   // RFC 6750 §3: tell the client which scheme to use and that the token was the problem.
-  return { ok: false, status: 401, message, headers: { 'WWW-Authenticate': 'Bearer realm="herald", error="invalid_token"' } };
+  return { ok: false, status: 401, message, headers: { 'WWW-Authenticate': 'Bearer realm="herald", error="invalid_token"' }, closeAfterUpgrade };
 }
 
 /** Picks {@link HERALD_PROTOCOL} when the client offers it; never a token entry. */

@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import { CloseCode } from '@herald/protocol';
 import type { Logger } from './logger.js';
 import { coalesceWrites } from './hub.js';
+import { closeWithGrace } from './close.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -9,7 +10,7 @@ import type { Metrics } from './metrics.js';
  * binary). A peer that does not read its echoes is closed with 4008 once its send buffer
  * passes `sendBufferBytes`, so memory stays bounded.
  */
-export function handleEcho(ws: WebSocket, opts: { sendBufferBytes: number; log: Logger; metrics: Metrics }): void {
+export function handleEcho(ws: WebSocket, opts: { sendBufferBytes: number; closeGraceMs: number; log: Logger; metrics: Metrics }): void {
   opts.metrics.connections.inc({ endpoint: 'echo' });
   ws.on('message', (data, isBinary) => {
     if (ws.readyState !== WebSocket.OPEN) return;
@@ -18,7 +19,7 @@ export function handleEcho(ws: WebSocket, opts: { sendBufferBytes: number; log: 
     ws.send(data, { binary: isBinary });
     if (ws.bufferedAmount > opts.sendBufferBytes) {
       opts.metrics.closes.inc({ code: String(CloseCode.SlowConsumer) });
-      ws.close(CloseCode.SlowConsumer, 'slow consumer');
+      closeWithGrace(ws, CloseCode.SlowConsumer, 'slow consumer', opts.closeGraceMs);
     }
   });
   ws.on('error', (err) => opts.log.debug({ err }, 'echo socket error'));

@@ -51,6 +51,7 @@ export class MemoryBroker implements Broker {
 
   async close(): Promise<void> {
     this.handler = undefined;
+    this.history.close();
     this.channels.clear();
     this.users.clear();
   }

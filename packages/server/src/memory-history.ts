@@ -15,11 +15,39 @@ export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
-/** History kept in this process; used with the in-memory broker. */
+/** Options of {@link MemoryHistory}. */
+export interface MemoryHistoryOptions {
+  /** Clock. @default Date.now */
+  now?: () => number;
+  /**
+   * Lifetime of a stream nobody published to yet (created when someone subscribes, so a later
+   * recovery can check its epoch), in ms. @default 300000
+   */
+  emptyStreamTtlMs?: number;
+  /** Interval of the sweep that drops expired streams, in ms; 0 = no timer. @default 30000 */
+  sweepIntervalMs?: number;
+}
+
+/**
+ * History kept in this process; used with the in-memory broker. Every stream expires (its TTL
+ * after the last publish, or `emptyStreamTtlMs` when empty) and a periodic sweep drops expired
+ * ones, so subscribing to ever new channel names cannot grow memory without bound.
+ */
 export class MemoryHistory implements History {
   private readonly streams = new Map<string, Stream>();
+  private readonly now: () => number;
+  private readonly emptyTtl: number;
+  private readonly timer?: NodeJS.Timeout;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(options: MemoryHistoryOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.emptyTtl = options.emptyStreamTtlMs ?? 300_000;
+    const interval = options.sweepIntervalMs ?? 30_000;
+    if (interval > 0) {
+      this.timer = setInterval(() => this.sweep(), interval);
+      this.timer.unref();
+    }
+  }
 
   private stream(channel: string): Stream | undefined {
     const s = this.streams.get(channel);
@@ -49,7 +77,7 @@ export class MemoryHistory implements History {
     let s = this.stream(channel);
     if (!s) {
       // An empty stream still gets an epoch, so a client can recover from offset 0 later.
-      s = { epoch: newEpoch(), offset: 0, messages: [], expiresAt: Number.MAX_SAFE_INTEGER };
+      s = { epoch: newEpoch(), offset: 0, messages: [], expiresAt: this.now() + this.emptyTtl };
       this.streams.set(channel, s);
     }
     return { offset: s.offset, epoch: s.epoch };
@@ -64,7 +92,13 @@ export class MemoryHistory implements History {
     return { messages, position, recovered: since.offset >= first - 1 };
   }
 
-  /** Drops expired streams; called periodically by the node. */
+  /** Stops the sweep timer and forgets every stream. */
+  close(): void {
+    clearInterval(this.timer);
+    this.streams.clear();
+  }
+
+  /** Drops expired streams (run periodically by the timer). */
   sweep(): void {
     const now = this.now();
     for (const [channel, s] of this.streams) if (s.expiresAt <= now) this.streams.delete(channel);

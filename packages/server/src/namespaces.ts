@@ -53,10 +53,11 @@ export class Namespaces {
     const ns = namespaceOf(channel);
     let opts = this.resolved.get(ns);
     if (!opts) {
-      opts = ns === '' ? this.base : { ...this.base, ...this.config[ns] };
+      // Own properties only: a namespace named `constructor` or `__proto__` is just unknown.
+      const own = Object.hasOwn(this.config, ns) ? this.config[ns] : undefined;
+      opts = ns === '' || !own ? this.base : { ...this.base, ...own };
       // Bounded: only configured namespaces are cached, unknown ones resolve to `base`.
-      if (ns === '' || this.config[ns]) this.resolved.set(ns, opts);
-      else opts = this.base;
+      if (ns === '' || own) this.resolved.set(ns, opts);
     }
     return opts;
   }

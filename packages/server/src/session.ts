@@ -17,6 +17,7 @@ import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import type { Hub, HubMember } from './hub.js';
 import { toServerFrame, writeFramed } from './hub.js';
+import { closeWithGrace } from './close.js';
 import type { Namespaces } from './namespaces.js';
 import type { Identity } from './identity.js';
 import { canPublish, canSubscribe } from './access.js';
@@ -196,10 +197,7 @@ export class Session implements HubMember {
     if (this.closing) return;
     this.closing = true;
     this.deps.metrics.closes.inc({ code: String(code) });
-    this.ws.close(code, reason);
-    const timer = setTimeout(() => this.ws.terminate(), this.deps.limits.closeGraceMs);
-    timer.unref();
-    this.ws.once('close', () => clearTimeout(timer));
+    closeWithGrace(this.ws, code, reason, this.deps.limits.closeGraceMs);
   }
 
   // ---- incoming ----------------------------------------------------------
@@ -375,12 +373,13 @@ export class Session implements HubMember {
           last = position.offset;
           ackFields = { offset: position.offset, epoch: position.epoch, recovered: true };
         }
-        if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
+        await this.joinOnce(channel, sub, ns.presence);
         this.ack(id, ackFields);
         const buffered = sub.buffer ?? [];
         sub.buffer = undefined;
         for (const b of buffered) if (b.offset === undefined || b.offset > last) this.write(b.frame, b.binary);
       } else {
+        await this.joinOnce(channel, sub, ns.presence);
         this.ack(id, ackFields);
       }
     } catch (err) {
@@ -390,18 +389,25 @@ export class Session implements HubMember {
       }
       throw isFrameError(err) ? err : unavailableError(err);
     }
-    // After the ack: the subscription stands even when the cluster cannot be told of the join
-    // right now (Redis down); the member is then missing from presence until it resubscribes.
-    if (ns.presence && this.subs.get(channel) === sub) {
-      sub.joined = this.join(channel).then(
-        () => true,
-        (err: unknown) => {
-          this.log.warn({ err, channel }, 'presence join failed');
-          return false;
-        },
-      );
-      await sub.joined;
-    }
+  }
+
+  /**
+   * Announces the member before the subscribe is acknowledged, so an acked subscriber is in the
+   * presence list. A failed join (Redis down) is logged, not answered: the subscription stands,
+   * and local delivery goes on. Throws `not_found` when an unsubscribe overtook the subscribe.
+   */
+  private async joinOnce(channel: string, sub: Subscription, presence: boolean): Promise<void> {
+    if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
+    if (!presence) return;
+    sub.joined = this.join(channel).then(
+      () => true,
+      (err: unknown) => {
+        this.log.warn({ err, channel }, 'presence join failed');
+        return false;
+      },
+    );
+    await sub.joined;
+    if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
   }
 
   private writeMessage(m: ChannelMessage): void {

@@ -14,6 +14,7 @@ import { Heartbeat } from './heartbeat.js';
 import { Namespaces, type NamespaceOptions } from './namespaces.js';
 import { Session, type SessionLimits } from './session.js';
 import { handleEcho } from './echo.js';
+import { closeWithGrace } from './close.js';
 import { handleApi } from './api.js';
 import { serveStatic } from './static-files.js';
 import { Metrics } from './metrics.js';
@@ -249,7 +250,9 @@ export class HeraldWorker {
     const auth = await this.authenticator.fromRequest(req, url);
     if (!auth.ok) {
       this.log.debug({ url: redactUrl(req.url), status: auth.status, reason: auth.message }, 'upgrade refused');
-      return rejectUpgrade(socket, auth.status, auth.message, auth.headers);
+      if (!auth.closeAfterUpgrade || socket.destroyed) return rejectUpgrade(socket, auth.status, auth.message, auth.headers);
+      const reason = auth.message.slice(0, 120); // a close reason holds at most 123 bytes
+      return this.wss.handleUpgrade(req, socket, head, (ws) => closeWithGrace(ws, CloseCode.Unauthorized, reason, this.limits.closeGraceMs));
     }
     if (socket.destroyed) return;
     if (url.pathname === '/echo') {
@@ -257,7 +260,7 @@ export class HeraldWorker {
       if (auth.awaitingAuth) return rejectUpgrade(socket, 401, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.track(ws);
-        handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, log: this.log, metrics: this.metrics });
+        handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, closeGraceMs: this.limits.closeGraceMs, log: this.log, metrics: this.metrics });
         closeAtExpiry(ws, auth.identity.expiresAt);
       });
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
 import { ConfigError } from '../config-error.js';
-import { createLogger } from '../logger.js';
+import { createLogger } from '@herald/server/logger';
 import { Balancer } from '../balancer.js';
 
 let config;
@@ -13,7 +13,7 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
 const balancer = new Balancer(config, logger);
 
 // Every socket and the proxy have error listeners; anything that still escapes is a bug: log it

@@ -57,6 +57,12 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    // Backstop: a hung Redis must not keep the process past its drain budget (pm2's
+    // kill_timeout and compose's stop_grace_period are set above it).
+    setTimeout(() => {
+      log.warn({ drainMs: config.drainMs }, 'drain budget exceeded, exiting');
+      process.exit(0);
+    }, config.drainMs + 1000).unref();
     log.info({ signal }, 'shutting down');
     worker.drain().then(
       () => process.exit(0),
