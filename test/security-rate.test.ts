@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { IncomingMessage } from 'node:http';
-import { TokenBucket, ConnectionRateLimiter, IpConnectionLimit, clientIp, trustedProxies, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import { TokenBucket, ConnectionRateLimiter, IpConnectionLimit, clientAddress, TrustedProxies, type HeraldWorker, type WorkerOptions } from '@herald/server';
 import { TestClient, startInProcess, startWorker, eventually, upgradeRequest, type WorkerProcess } from './helpers/index.js';
 
 describe('security: rate limiter units', () => {
@@ -32,14 +32,14 @@ describe('security: rate limiter units', () => {
 
   it('client address: X-Forwarded-For only through trusted proxies, walked from the right', () => {
     const req = (peer: string, xff?: string) => ({ socket: { remoteAddress: peer }, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } }) as unknown as IncomingMessage;
-    const trusted = trustedProxies(['10.0.0.1', '10.0.0.2']);
-    expect(clientIp(req('::ffff:203.0.113.7'), trusted)).to.equal('203.0.113.7');
-    expect(clientIp(req('203.0.113.7', '1.2.3.4'), trusted)).to.equal('203.0.113.7'); // untrusted peer: header ignored
-    expect(clientIp(req('10.0.0.1', '198.51.100.1'), trusted)).to.equal('198.51.100.1');
-    expect(clientIp(req('10.0.0.1', '6.6.6.6, 198.51.100.1'), trusted)).to.equal('198.51.100.1'); // forged left part
-    expect(clientIp(req('10.0.0.1', '198.51.100.1, 10.0.0.2'), trusted)).to.equal('198.51.100.1'); // two proxies
-    expect(clientIp(req('10.0.0.1', '6.6.6.6, junk'), trusted)).to.equal('10.0.0.1'); // garbage ends the walk
-    expect(clientIp(req('10.0.0.1'), trusted)).to.equal('10.0.0.1');
+    const trusted = new TrustedProxies(['10.0.0.1', '10.0.0.2']);
+    expect(clientAddress(req('::ffff:203.0.113.7'), trusted)).to.equal('203.0.113.7');
+    expect(clientAddress(req('203.0.113.7', '1.2.3.4'), trusted)).to.equal('203.0.113.7'); // untrusted peer: header ignored
+    expect(clientAddress(req('10.0.0.1', '198.51.100.1'), trusted)).to.equal('198.51.100.1');
+    expect(clientAddress(req('10.0.0.1', '6.6.6.6, 198.51.100.1'), trusted)).to.equal('198.51.100.1'); // forged left part
+    expect(clientAddress(req('10.0.0.1', '198.51.100.1, 10.0.0.2'), trusted)).to.equal('198.51.100.1'); // two proxies
+    expect(clientAddress(req('10.0.0.1', '6.6.6.6, junk'), trusted)).to.equal('10.0.0.1'); // garbage ends the walk
+    expect(clientAddress(req('10.0.0.1'), trusted)).to.equal('10.0.0.1');
   });
 
   it('per-IP limit counts and releases', () => {

@@ -27,6 +27,7 @@ describe('worker process: configuration, bin and graceful shutdown', () => {
     await failsWith({ HERALD_HEARTBEAT_MS: '1.5' }, /HERALD_HEARTBEAT_MS/);
     await failsWith({ REDIS_URL: 'not a url' }, /REDIS_URL/);
     await failsWith({ NODE_ID: 'has space' }, /NODE_ID/);
+    await failsWith({ HERALD_TRUSTED_PROXIES: '10.0.0.0/8,not-an-ip' }, /HERALD_TRUSTED_PROXIES.*not-an-ip/);
     const dir = mkdtempSync(join(tmpdir(), 'herald-cfg-'));
     writeFileSync(join(dir, 'bad.json'), '{"namespaces":{"chat":{"historySize":"lots"}}}');
     await failsWith({ HERALD_CONFIG: join(dir, 'bad.json') }, /HERALD_CONFIG .*namespaces\.chat\.historySize/);

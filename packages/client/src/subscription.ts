@@ -234,11 +234,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.emit(frame.type, { channel: this.channel, user: frame.user, conn: frame.conn });
   }
 
-  /** @internal The client closed for good (close(), or a code that stops it): keep the subscription for a later connect(). */
-  _clientStopped(reason: string): void {
-    this._transportLost(reason);
-  }
-
   #send(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
 import { ConfigError } from './errors/config-error.js';
+import { TrustedProxies } from './client-address.js';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
@@ -148,6 +149,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error)}`);
   const e = parsed.data;
+  try {
+    new TrustedProxies(e.HERALD_TRUSTED_PROXIES ?? []);
+  } catch (err) {
+    throw new ConfigError(`invalid environment: HERALD_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
   let namespaces: WorkerConfig['namespaces'] = {};
   if (e.HERALD_CONFIG) {
     let raw: unknown;

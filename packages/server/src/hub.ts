@@ -28,7 +28,6 @@ export interface HubMember {
 export class Hub {
   private readonly channels: Interest<HubMember>;
   private readonly users: Interest<HubMember>;
-  private readonly connections = new Map<string, HubMember>();
 
   constructor(broker: Broker, log: Logger) {
     const onError = (key: string, err: unknown) => log.warn({ err, key }, 'broker unsubscribe failed');
@@ -36,30 +35,18 @@ export class Hub {
     this.users = new Interest((u) => broker.subscribeUser(u), (u) => broker.unsubscribeUser(u), onError);
   }
 
-  /** Number of open local connections. */
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   /** Number of channels with local subscribers. */
   get channelCount(): number {
     return this.channels.size;
   }
 
-  /** Every local connection (a snapshot). */
-  all(): HubMember[] {
-    return [...this.connections.values()];
-  }
-
   /** Registers a connection; resolves once direct messages for its user reach this node. */
   addConnection(member: HubMember): Promise<void> {
-    this.connections.set(member.id, member);
     return member.user === null ? Promise.resolve() : this.users.add(member.user, member);
   }
 
   /** Forgets a connection (its channel subscriptions are removed by the caller). */
   removeConnection(member: HubMember): void {
-    this.connections.delete(member.id);
     if (member.user !== null) this.users.remove(member.user, member);
   }
 
@@ -71,11 +58,6 @@ export class Hub {
   /** Unsubscribes a local connection from a channel. */
   unsubscribe(channel: string, member: HubMember): void {
     this.channels.remove(channel, member);
-  }
-
-  /** Whether `member` is subscribed to `channel` here. */
-  isSubscribed(channel: string, member: HubMember): boolean {
-    return this.channels.get(channel)?.has(member) ?? false;
   }
 
   /** Delivers a broker channel event to local subscribers, encoding it once. */

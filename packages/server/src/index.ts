@@ -34,5 +34,5 @@ export * from './auth-config.js';
 export * from './origin.js';
 export * from './rate-limit.js';
 export * from './ip-limit.js';
-export * from './client-ip.js';
+export * from './client-address.js';
 export * from './errors/token-error.js';

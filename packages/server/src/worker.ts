@@ -21,7 +21,7 @@ import { Metrics } from './metrics.js';
 import { Authenticator, selectProtocol } from './auth.js';
 import { OriginPolicy } from './origin.js';
 import { IpConnectionLimit } from './ip-limit.js';
-import { clientIp, trustedProxies } from './client-ip.js';
+import { clientAddress, TrustedProxies } from './client-address.js';
 import { TokenBucket } from './rate-limit.js';
 import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
@@ -100,7 +100,7 @@ export class HeraldWorker {
   private drained?: Promise<void>;
   private readonly origins: OriginPolicy;
   private readonly ipLimit: IpConnectionLimit;
-  private readonly trusted: ReadonlySet<string>;
+  private readonly trusted: TrustedProxies;
   private readonly upgrades: TokenBucket;
 
   constructor(options: WorkerOptions = {}) {
@@ -116,7 +116,7 @@ export class HeraldWorker {
     this.limits = { sendBufferBytes: 1024 * 1024, maxSubscriptions: 1000, closeGraceMs: 5000, maxMessageBytes: this.opts.maxMessageBytes, ...options.limits };
     this.origins = new OriginPolicy(options.allowedOrigins);
     this.ipLimit = new IpConnectionLimit(options.maxConnectionsPerIp ?? 0);
-    this.trusted = trustedProxies(options.trustedProxies);
+    this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     const upgradesPerSec = options.maxUpgradesPerSec ?? 1000;
     this.upgrades = new TokenBucket(upgradesPerSec, upgradesPerSec);
     this.hub = new Hub(this.broker, this.log);
@@ -243,7 +243,7 @@ export class HeraldWorker {
     if (this.sockets.size >= this.opts.maxConnections) {
       return rejectUpgrade(socket, 503, 'too many connections', { 'Retry-After': '5' });
     }
-    const ip = clientIp(req, this.trusted);
+    const ip = clientAddress(req, this.trusted);
     if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, 'too many connections from this address', { 'Retry-After': '5' });
     // The slot is held until the TCP connection ends, whatever happens in between.
     socket.once('close', () => this.ipLimit.release(ip));
