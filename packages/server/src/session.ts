@@ -90,7 +90,7 @@ export class Session implements HubMember {
   readonly id = newConnectionId();
   private readonly subs = new Map<string, Subscription>();
   private closing = false;
-  private readonly log: Logger;
+  private childLog?: Logger;
   private readonly rate: ConnectionRateLimiter;
   /** True until an `auth` frame established the identity (mode `required` without an upgrade token). */
   private awaitingAuth: boolean;
@@ -105,9 +105,13 @@ export class Session implements HubMember {
     private readonly deps: SessionDeps,
     start: SessionStart = {},
   ) {
-    this.log = deps.log.child({ conn: this.id });
     this.awaitingAuth = start.awaitingAuth ?? false;
     this.rate = new ConnectionRateLimiter(deps.limits.rate ?? DEFAULT_RATE_LIMITS, deps.limits.maxMessageBytes ?? 65_536);
+  }
+
+  /** The connection's logger, made on first use: most connections never log (memory per connection). */
+  private get log(): Logger {
+    return (this.childLog ??= this.deps.log.child({ conn: this.id }));
   }
 
   get user(): string | null {
