@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
-import { Client, State, UnauthorizedError, type ClientOptions, type HeraldError, type StateChange, type TokenTransport } from '@herald/client';
+import { Client, State, UnauthorizedError, type ClientOptions, type HeraldError, type TokenTransport } from '@herald/client';
 import { startWorker, type WorkerProcess } from './helpers/index.js';
+import { nextState } from './helpers/client-state.js';
 
 const SECRET = 'client-test-secret-0123456789-abcdefghij';
 const key = new TextEncoder().encode(SECRET);
@@ -12,21 +13,6 @@ function token(sub: string, ttlMs: number): Promise<string> {
   return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime(new Date(Date.now() + ttlMs)).sign(key);
 }
 
-/** Resolves with the next `state` change into `state`; rejects naming it after `ms`. */
-function nextState(client: Client, state: State, ms = 10_000): Promise<StateChange> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`state ${state} not reached within ${ms} ms (now ${client.state})`));
-    }, ms);
-    const off = client.on('state', (change) => {
-      if (change.newState !== state) return;
-      clearTimeout(timer);
-      off();
-      resolve(change);
-    });
-  });
-}
 
 describe('client auth against a worker process (HERALD_AUTH=required)', function () {
   this.timeout(30_000);

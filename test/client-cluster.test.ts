@@ -1,24 +1,10 @@
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
-import { Client, State, type ChannelMessage, type ClientOptions, type StateChange, type SubscribedEvent } from '@herald/client';
+import { Client, State, type ChannelMessage, type ClientOptions, type SubscribedEvent } from '@herald/client';
 import { eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { nodesForKeys, startBalancer, type BalancerProcess } from './helpers/balancer.js';
+import { nextState } from './helpers/client-state.js';
 
-/** Resolves with the next `state` change into `state`; rejects naming it after `ms`. */
-function nextState(client: Client, state: State, ms = 15_000): Promise<StateChange> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`state ${state} not reached within ${ms} ms (now ${client.state})`));
-    }, ms);
-    const off = client.on('state', (change) => {
-      if (change.newState !== state) return;
-      clearTimeout(timer);
-      off();
-      resolve(change);
-    });
-  });
-}
 
 describe('client through the balancer (redis, 3 workers)', function () {
   this.timeout(60_000);

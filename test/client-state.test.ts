@@ -11,41 +11,14 @@ import {
   TimeoutError,
   UnauthorizedError,
   type ClientOptions,
-  type StateChange,
   type ChannelMessage,
   type HeraldError,
   type SubscribedEvent,
 } from '@herald/client';
 import { ScriptedWsServer, type ScriptedConnection } from './helpers/scripted-ws-server.js';
+import { nextState } from './helpers/client-state.js';
+import { eventually } from './helpers/wait.js';
 
-/** Resolves with the first `state` change into `state`; rejects naming it after `ms`. */
-function nextState(client: Client, state: State, ms = 5000): Promise<StateChange> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`state ${state} not reached within ${ms} ms (now ${client.state})`));
-    }, ms);
-    const off = client.on('state', (change) => {
-      if (change.newState !== state) return;
-      clearTimeout(timer);
-      off();
-      resolve(change);
-    });
-  });
-}
-
-/** Polls `fn` until it stops throwing. */
-async function eventually(fn: () => void, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return fn();
-    } catch (error) {
-      if (Date.now() > end) throw error;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
 
 const frameOf = (conn: ScriptedConnection, type: string) => conn.frames.find((f) => f.type === type);
 

@@ -14,27 +14,11 @@ import {
   type DirectMessage,
   type HeraldError,
   type PresenceEvent,
-  type StateChange,
   type SubscribedEvent,
 } from '@herald/client';
 import { eventually, startWorker, type WorkerProcess } from './helpers/index.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
-
-/** Resolves with the next `state` change into `state`; rejects naming it after `ms`. */
-function nextState(client: Client, state: State, ms = 10_000): Promise<StateChange> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`state ${state} not reached within ${ms} ms (now ${client.state})`));
-    }, ms);
-    const off = client.on('state', (change) => {
-      if (change.newState !== state) return;
-      clearTimeout(timer);
-      off();
-      resolve(change);
-    });
-  });
-}
+import { nextState } from './helpers/client-state.js';
 
 describe('client against worker processes (memory broker)', function () {
   this.timeout(30_000);
