@@ -12,7 +12,7 @@ import { Hub } from './hub.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Heartbeat } from './heartbeat.js';
 import { Namespaces, type NamespaceOptions } from './namespaces.js';
-import { Session, type SessionLimits } from './session.js';
+import { Session, type SessionDeps, type SessionLimits } from './session.js';
 import { handleEcho } from './echo.js';
 import { closeWithGrace } from './close.js';
 import { handleApi } from './api.js';
@@ -102,6 +102,12 @@ export class HeraldWorker {
   private readonly ipLimit: IpConnectionLimit;
   private readonly trusted: TrustedProxies;
   private readonly upgrades: TokenBucket;
+  /** What every session needs of this worker: one object shared by all sessions. */
+  private sessionDeps?: SessionDeps;
+  // Listeners shared by every socket (an emitter calls them with `this` = the socket), so an
+  // idle connection carries no closures of its own (memory per connection, docs/benchmarks.md).
+  private readonly onSocketClose: (this: WebSocket) => void;
+  private readonly onUpgradeSocketError: (this: Duplex, err: Error) => void;
 
   constructor(options: WorkerOptions = {}) {
     this.opts = { maxMessageBytes: 65_536, heartbeatMs: 25_000, drainMs: 10_000, handshakeTimeoutMs: 10_000, maxConnections: 20_000, ...options };
@@ -121,6 +127,14 @@ export class HeraldWorker {
     this.upgrades = new TokenBucket(upgradesPerSec, upgradesPerSec);
     this.hub = new Hub(this.broker, this.log);
     this.heartbeat = new Heartbeat(this.opts.heartbeatMs);
+    const { sockets, sessions, log } = this;
+    this.onSocketClose = function (this: WebSocket) {
+      sockets.delete(this);
+      sessions.delete(this);
+    };
+    this.onUpgradeSocketError = function (err: Error) {
+      log.debug({ err }, 'upgrade socket error');
+    };
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.opts.maxMessageBytes,
@@ -226,7 +240,7 @@ export class HeraldWorker {
     // The closures below live as long as the socket: they must not capture `req` (about 1 KB
     // per connection; docs/benchmarks.md), so only the redacted path is kept.
     const path = redactUrl(req.url);
-    socket.on('error', (err) => this.log.debug({ err }, 'upgrade socket error'));
+    socket.on('error', this.onUpgradeSocketError);
     this.upgrade(req, socket, head).catch((err) => {
       this.log.error({ err, url: path }, 'upgrade failed');
       rejectUpgrade(socket, 500, 'internal error');
@@ -246,10 +260,13 @@ export class HeraldWorker {
     if (this.sockets.size >= this.opts.maxConnections) {
       return rejectUpgrade(socket, 503, 'too many connections', { 'Retry-After': '5' });
     }
-    const ip = clientAddress(req, this.trusted);
-    if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, 'too many connections from this address', { 'Retry-After': '5' });
-    // The slot is held until the TCP connection ends, whatever happens in between.
-    socket.once('close', () => this.ipLimit.release(ip));
+    if (this.ipLimit.max > 0) {
+      // Without a cap there is nothing to count (and no closure to keep per connection).
+      const ip = clientAddress(req, this.trusted);
+      if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, 'too many connections from this address', { 'Retry-After': '5' });
+      // The slot is held until the TCP connection ends, whatever happens in between.
+      socket.once('close', () => this.ipLimit.release(ip));
+    }
     const auth = await this.authenticator.fromRequest(req, url);
     if (!auth.ok) {
       this.log.debug({ url: redactUrl(req.url), status: auth.status, reason: auth.message }, 'upgrade refused');
@@ -269,7 +286,7 @@ export class HeraldWorker {
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.track(ws);
-      const session = new Session(ws, auth.identity, {
+      this.sessionDeps ??= {
         node: this.nodeId,
         heartbeatMs: this.opts.heartbeatMs,
         hub: this.hub,
@@ -281,16 +298,17 @@ export class HeraldWorker {
         metrics: this.metrics,
         log: this.log,
         auth: this.authenticator,
-      }, { awaitingAuth: auth.awaitingAuth });
-      this.sessions.set(ws, session);
-      ws.once('close', () => this.sessions.delete(ws));
+      };
+      const session = new Session(ws, auth.identity, this.sessionDeps, { awaitingAuth: auth.awaitingAuth });
+      this.sessions.set(ws, session); // removed by onSocketClose
       session.start();
     });
   }
 
   private track(ws: WebSocket): void {
     this.sockets.add(ws);
-    ws.once('close', () => this.sockets.delete(ws));
+    // `on`, not `once` (which wraps each listener): `close` fires once anyway.
+    ws.on('close', this.onSocketClose);
     this.heartbeat.track(ws);
   }
 
