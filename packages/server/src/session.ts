@@ -125,11 +125,12 @@ export class Session implements HubMember {
   start(): void {
     const { ws, deps } = this;
     deps.metrics.connections.inc({ endpoint: 'ws' });
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    // Pings count against the frame rate too: ws answers them itself, so a ping flood costs CPU.
-    ws.on('ping', () => this.admit(0, null));
-    ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
-    ws.once('close', () => this.onClose());
+    // Shared listeners (see below): no closures per connection.
+    sessionOf.set(ws, this);
+    ws.on('message', onSocketMessage);
+    ws.on('ping', onSocketPing);
+    ws.on('error', onSocketError);
+    ws.on('close', onSocketClose); // `on`, not `once` (a wrapper per socket): close fires once
     if (this.awaitingAuth) {
       const timeoutMs = deps.auth?.authTimeoutMs ?? 5000;
       this.authTimer = setTimeout(() => this.close(CloseCode.Unauthorized, 'authentication timeout'), timeoutMs);
@@ -223,7 +224,18 @@ export class Session implements HubMember {
     return false;
   }
 
-  private onMessage(data: RawData, isBinary: boolean): void {
+  /** @internal Called by the shared socket listener. */
+  onPing(): void {
+    this.admit(0, null);
+  }
+
+  /** @internal Called by the shared socket listener. */
+  onError(err: Error): void {
+    this.log.debug({ err }, 'socket error');
+  }
+
+  /** @internal Called by the shared socket listener (and for frames queued during auth). */
+  onMessage(data: RawData, isBinary: boolean): void {
     this.deps.metrics.framesIn.inc();
     if (this.closing) return;
     if (this.authQueue) {
@@ -453,7 +465,8 @@ export class Session implements HubMember {
     return this.deps.broker.publish(message, keep ? { size: ns.historySize, ttlMs: ns.historyTtlMs } : undefined).catch(unavailable);
   }
 
-  private onClose(): void {
+  /** @internal Called by the shared socket listener. */
+  onClose(): void {
     this.closing = true;
     clearTimeout(this.authTimer);
     clearTimeout(this.expiryTimer);
@@ -462,6 +475,30 @@ export class Session implements HubMember {
     this.deps.hub.removeConnection(this);
     for (const channel of [...this.subs.keys()]) void this.unsubscribe(channel);
   }
+}
+
+/**
+ * The session of each socket, for the listeners below: they are shared by every socket (an
+ * emitter calls them with `this` = the socket), so an idle connection carries no closures of
+ * its own (memory per connection, docs/benchmarks.md). Entries go with their socket.
+ */
+const sessionOf = new WeakMap<WebSocket, Session>();
+
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  sessionOf.get(this)?.onMessage(data, isBinary);
+}
+
+function onSocketPing(this: WebSocket): void {
+  // Pings count against the frame rate too: ws answers them itself, so a ping flood costs CPU.
+  sessionOf.get(this)?.onPing();
+}
+
+function onSocketError(this: WebSocket, err: Error): void {
+  sessionOf.get(this)?.onError(err);
+}
+
+function onSocketClose(this: WebSocket): void {
+  sessionOf.get(this)?.onClose();
 }
 
 /** The `id` of a text frame, when it has a valid one (for the `rate_limited` error). */
