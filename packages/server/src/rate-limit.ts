@@ -93,17 +93,21 @@ export type RateVerdict = 'ok' | 'refused' | 'abuse';
 export class ConnectionRateLimiter {
   private readonly frames: TokenBucket;
   private readonly bytes: TokenBucket;
-  private readonly errors: TokenBucket;
-  private readonly refusals: TokenBucket;
+  // Made on first use: most connections never get an error or a refusal (memory per
+  // connection). A bucket made later starts full, as one made at connect time would be by then.
+  private errors?: TokenBucket;
+  private refusals?: TokenBucket;
   /** Error frames dropped by the error cap. */
   droppedErrors = 0;
 
-  constructor(limits: RateLimits, maxMessageBytes: number, now: () => number = Date.now) {
+  constructor(
+    private readonly limits: RateLimits,
+    maxMessageBytes: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.frames = new TokenBucket(limits.framesPerSec, limits.framesBurst, now);
     // A burst below the largest message would refuse every large message forever.
     this.bytes = new TokenBucket(limits.bytesPerSec, Math.max(limits.bytesBurst, maxMessageBytes), now);
-    this.errors = new TokenBucket(limits.errorsPerSec, limits.errorsBurst, now);
-    this.refusals = new TokenBucket(limits.maxRefused > 0 ? limits.maxRefused / 10 : 0, limits.maxRefused, now);
   }
 
   /** Accounts for an incoming frame of `bytes` bytes. */
@@ -113,11 +117,14 @@ export class ConnectionRateLimiter {
       if (this.bytes.take(bytes)) return 'ok';
       this.frames.refund();
     }
+    const { limits } = this;
+    this.refusals ??= new TokenBucket(limits.maxRefused > 0 ? limits.maxRefused / 10 : 0, limits.maxRefused, this.now);
     return this.refusals.take(1) ? 'refused' : 'abuse';
   }
 
   /** Whether one more error frame may be sent now. */
   allowError(): boolean {
+    this.errors ??= new TokenBucket(this.limits.errorsPerSec, this.limits.errorsBurst, this.now);
     if (this.errors.take(1)) return true;
     this.droppedErrors++;
     return false;
