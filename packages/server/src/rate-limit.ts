@@ -91,8 +91,12 @@ export type RateVerdict = 'ok' | 'refused' | 'abuse';
  * server flood the client (or spend its send buffer) in return.
  */
 export class ConnectionRateLimiter {
-  private readonly frames: TokenBucket;
-  private readonly bytes: TokenBucket;
+  // The frame and byte buckets, inline rather than two TokenBucket objects (memory per
+  // connection): they are refilled at the same moments, so they share one clock reading.
+  private framesLeft: number;
+  private bytesLeft: number;
+  private readonly bytesBurst: number;
+  private last: number;
   // Made on first use: most connections never get an error or a refusal (memory per
   // connection). A bucket made later starts full, as one made at connect time would be by then.
   private errors?: TokenBucket;
@@ -105,19 +109,29 @@ export class ConnectionRateLimiter {
     maxMessageBytes: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.frames = new TokenBucket(limits.framesPerSec, limits.framesBurst, now);
+    this.framesLeft = limits.framesBurst;
     // A burst below the largest message would refuse every large message forever.
-    this.bytes = new TokenBucket(limits.bytesPerSec, Math.max(limits.bytesBurst, maxMessageBytes), now);
+    this.bytesBurst = Math.max(limits.bytesBurst, maxMessageBytes);
+    this.bytesLeft = this.bytesBurst;
+    this.last = now();
   }
 
   /** Accounts for an incoming frame of `bytes` bytes. */
   admit(bytes: number): RateVerdict {
-    // Both buckets are charged only when both allow, so a refused frame costs no budget.
-    if (this.frames.take(1)) {
-      if (this.bytes.take(bytes)) return 'ok';
-      this.frames.refund();
-    }
     const { limits } = this;
+    // Refilled lazily as in TokenBucket (a rate of 0 means unlimited).
+    const t = this.now();
+    const elapsed = t - this.last;
+    this.last = t;
+    const { framesPerSec, bytesPerSec } = limits;
+    if (framesPerSec > 0) this.framesLeft = Math.min(limits.framesBurst, this.framesLeft + (elapsed * framesPerSec) / 1000);
+    if (bytesPerSec > 0) this.bytesLeft = Math.min(this.bytesBurst, this.bytesLeft + (elapsed * bytesPerSec) / 1000);
+    // Both buckets are charged only when both allow, so a refused frame costs no budget.
+    if ((framesPerSec <= 0 || this.framesLeft >= 1) && (bytesPerSec <= 0 || this.bytesLeft >= bytes)) {
+      if (framesPerSec > 0) this.framesLeft -= 1;
+      if (bytesPerSec > 0) this.bytesLeft -= bytes;
+      return 'ok';
+    }
     this.refusals ??= new TokenBucket(limits.maxRefused > 0 ? limits.maxRefused / 10 : 0, limits.maxRefused, this.now);
     return this.refusals.take(1) ? 'refused' : 'abuse';
   }
