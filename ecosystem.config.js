@@ -27,12 +27,25 @@ const shared = {
   NODE_ENV: 'production',
 };
 
+/** pm2 settings both apps share. */
+const common = {
+  cwd: root,
+  exec_mode: 'fork',
+  // Both bins call process.send('ready') once they listen (the worker after announcing itself).
+  wait_ready: true,
+  listen_timeout: 15_000,
+  // SIGTERM starts the drain (1001 to clients in paced batches); pm2 must not SIGKILL before
+  // it is over.
+  kill_timeout: drainMs + 5_000,
+  max_restarts: 10,
+  exp_backoff_restart_delay: 200,
+};
+
 export const apps = [
   {
+    ...common,
     name: 'herald-worker',
-    cwd: root,
     script: 'packages/server/dist/bin/herald-worker.js',
-    exec_mode: 'fork',
     instances: Number(env.HERALD_INSTANCES || 3),
     // Instance 0 gets PORT, instance 1 PORT+1, …; `pm2 scale` continues the sequence.
     increment_var: 'PORT',
@@ -41,31 +54,17 @@ export const apps = [
       PORT: Number(env.HERALD_WORKER_PORT || 3001),
       HOST: env.HERALD_WORKER_HOST || '127.0.0.1',
     },
-    // The worker calls process.send('ready') once it listens and has announced itself.
-    wait_ready: true,
-    listen_timeout: 15_000,
-    // SIGTERM starts the drain (1001 to clients in paced batches); pm2 must not SIGKILL before
-    // it is over.
-    kill_timeout: drainMs + 5_000,
-    max_restarts: 10,
-    exp_backoff_restart_delay: 200,
   },
   {
+    ...common,
     name: 'herald-balancer',
-    cwd: root,
     script: 'packages/balancer/dist/bin/herald-balancer.js',
-    exec_mode: 'fork',
     instances: 1,
     env: {
       ...shared,
       PORT: Number(env.HERALD_BALANCER_PORT || 8080),
       HOST: env.HERALD_BALANCER_HOST || '0.0.0.0',
     },
-    wait_ready: true,
-    listen_timeout: 15_000,
-    kill_timeout: drainMs + 5_000,
-    max_restarts: 10,
-    exp_backoff_restart_delay: 200,
   },
 ];
 

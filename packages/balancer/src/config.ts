@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from './config-error.js';
+import { ConfigError } from '@herald/server/config-error';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
 import { TrustedProxies } from '@herald/server/client-address';

@@ -1,6 +1,6 @@
 export { Balancer, STATUS_PATH } from './balancer.js';
 export { loadConfig, type BalancerConfig } from './config.js';
-export { ConfigError } from './config-error.js';
+export { ConfigError } from '@herald/server/config-error';
 export { murmur3, weight, rankWorkers, pickWorker } from './rendezvous.js';
 export { parseSticky, formatSticky, stickyKey, readCookie, type StickySource } from './sticky-key.js';
 export { TrustedProxies, clientAddress, normalizeAddress } from '@herald/server/client-address';

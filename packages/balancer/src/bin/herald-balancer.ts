@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError } from '../config-error.js';
+import { ConfigError } from '@herald/server/config-error';
 import { createLogger } from '@herald/server/logger';
 import { Balancer } from '../balancer.js';
 
