@@ -49,6 +49,7 @@ describe('balancer configuration and request keys (unit)', () => {
       expect(config.handshakeTimeoutMs).to.equal(10_000);
       expect(config.upstreamTimeoutMs).to.equal(30_000);
       expect(config.drainMs).to.equal(10_000);
+      expect(config.relay).to.equal('auto');
       expect(config.logLevel).to.equal('info');
     });
 
@@ -72,12 +73,13 @@ describe('balancer configuration and request keys (unit)', () => {
         HERALD_HANDSHAKE_TIMEOUT_MS: '500',
         HERALD_UPSTREAM_TIMEOUT_MS: '600',
         HERALD_DRAIN_MS: '0',
+        HERALD_RELAY: 'js',
         LOG_LEVEL: 'warn',
       });
       expect(config).to.include({ port: 0, host: '127.0.0.1', redisUrl: 'redis://127.0.0.1:7000/2', redisPrefix: 't1:' });
       expect(config).to.include({ discoveryIntervalMs: 200, healthPath: '/healthz', healthIntervalMs: 250, healthTimeoutMs: 300 });
       expect(config).to.include({ healthRise: 3, healthFall: 1, maxConnectionsPerIp: 0, maxConnections: 5, retries: 0 });
-      expect(config).to.include({ handshakeTimeoutMs: 500, upstreamTimeoutMs: 600, drainMs: 0, logLevel: 'warn' });
+      expect(config).to.include({ handshakeTimeoutMs: 500, upstreamTimeoutMs: 600, drainMs: 0, relay: 'js', logLevel: 'warn' });
       expect(config.sticky).to.deep.equal({ kind: 'cookie', name: 'herald_sid' });
       expect(config.workers).to.deep.equal([]);
     });
@@ -97,6 +99,7 @@ describe('balancer configuration and request keys (unit)', () => {
       ['a bad trusted proxy', { HERALD_WORKERS: 'w:1', HERALD_TRUSTED_PROXIES: '10.0.0.0/40' }, /HERALD_TRUSTED_PROXIES/],
       ['a bad REDIS_URL', { REDIS_URL: 'localhost:6379' }, /REDIS_URL/],
       ['a zero rise', { HERALD_WORKERS: 'w:1', HERALD_HEALTH_RISE: '0' }, /HERALD_HEALTH_RISE/],
+      ['an unknown relay', { HERALD_WORKERS: 'w:1', HERALD_RELAY: 'kernel' }, /HERALD_RELAY/],
       ['a bad log level', { HERALD_WORKERS: 'w:1', LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     ];
     for (const [what, env, message] of invalid) {

@@ -25,6 +25,7 @@ export interface BalancerProcess {
 export interface BalancerStatusBody {
   status: string;
   healthy: number;
+  relay: 'native' | 'js';
   connections: { clients: number; tunnels: number; requests: number };
   workers: Array<{ address: string; node: string | null; state: string; healthy: boolean; connections: number; lastError: string | null }>;
 }

@@ -19,6 +19,8 @@ import { Tunnel, type TunnelContext } from './tunnel.js';
 import { destroyLater, rejectUpgrade, sendError } from './http-responses.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
+import { nativeRelay, type Relay } from './relay.js';
+import { ConfigError } from '@herald/server/config-error';
 
 /** Path of the balancer's own status endpoint (never proxied). */
 export const STATUS_PATH = '/balancer/status';
@@ -49,6 +51,8 @@ export class Balancer {
   // keep-alive timeout (Node's default 5 s) so a request never races a closing socket.
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4000 });
   private readonly tunnelContext: TunnelContext;
+  private readonly relay: Relay | undefined;
+  private tunnelsGone: (() => void) | undefined;
   private readonly startedAt = Date.now();
   private inFlight = 0;
   private draining = false;
@@ -90,7 +94,9 @@ export class Balancer {
       proxyRes.headers['set-cookie'] = [...prior, cookie];
     });
 
+    this.relay = pickRelay(config.relay, logger);
     this.tunnelContext = {
+      relay: this.relay,
       proxyWs: (req, socket, head, worker, onError) =>
         this.proxy.ws(req, socket, head, { target: targetUrl(worker) }, (error: Error) => onError(error)),
       markDown: (worker, reason) => this.pool.markDown(worker, reason),
@@ -98,6 +104,7 @@ export class Balancer {
       closed: (tunnel) => {
         this.tunnels.delete(tunnel);
         this.limiter.release(tunnel.ip);
+        if (this.tunnels.size === 0) this.tunnelsGone?.();
       },
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       logger,
@@ -166,6 +173,7 @@ export class Balancer {
       sticky: formatSticky(this.config.sticky),
       discovery: this.discoveries.map((d) => d.name),
       healthy: workers.filter((w) => w.state === 'healthy').length,
+      relay: this.relay ? 'native' : 'js',
       connections: { clients: this.clients.size, tunnels: this.tunnels.size, requests: this.inFlight },
       workers: workers.map(workerStatus),
     };
@@ -200,7 +208,13 @@ export class Balancer {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
       this.server.closeIdleConnections();
     }
+    // Relayed tunnels close on the relay's thread and report back shortly after.
+    const gone = new Promise<void>((resolve) => {
+      this.tunnelsGone = resolve;
+      if (this.tunnels.size === 0) resolve();
+    });
     for (const tunnel of this.tunnels) tunnel.destroy();
+    await gone;
     this.server.closeAllConnections();
     for (const socket of this.clients) socket.destroy();
     await stopped;
@@ -335,6 +349,22 @@ export class Balancer {
     this.tunnelBySocket.set(socket, tunnel);
     tunnel.start();
   }
+}
+
+/** The data plane for `HERALD_RELAY` (logged once, so an operator sees which one runs). */
+function pickRelay(choice: BalancerConfig['relay'], logger: Logger): Relay | undefined {
+  if (choice === 'js') {
+    logger.info({ relay: 'js' }, 'tunnels stay on stream pipes (HERALD_RELAY=js)');
+    return undefined;
+  }
+  const native = nativeRelay();
+  if ('relay' in native) {
+    logger.info({ relay: 'native' }, 'open tunnels move to the native relay');
+    return native.relay;
+  }
+  if (choice === 'native') throw new ConfigError(`HERALD_RELAY=native, but the native relay is not available: ${native.error}`);
+  logger.warn({ relay: 'js', reason: native.error }, 'native relay not built; tunnels stay on stream pipes');
+  return undefined;
 }
 
 function targetUrl(worker: Worker): string {

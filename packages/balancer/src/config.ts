@@ -44,6 +44,12 @@ export interface BalancerConfig {
   readonly upstreamTimeoutMs: number;
   /** On SIGTERM, time over which open tunnels are closed in paced batches (`HERALD_DRAIN_MS`). @default 10000 */
   readonly drainMs: number;
+  /**
+   * Data plane of open tunnels (`HERALD_RELAY`): `native` hands both sockets to the C relay
+   * thread (build/Release/herald_relay.node; startup fails without it), `js` keeps them on
+   * http-proxy's stream pipes, `auto` uses the native relay when it is built. @default 'auto'
+   */
+  readonly relay: 'auto' | 'native' | 'js';
   /** pino level (`LOG_LEVEL`). @default 'info' */
   readonly logLevel: string;
 }
@@ -74,6 +80,7 @@ const schema = z
     HERALD_HANDSHAKE_TIMEOUT_MS: int(100, 600_000, 10_000),
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
     HERALD_DRAIN_MS: int(0, 3_600_000, 10_000),
+    HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .transform((env, ctx) => {
@@ -130,6 +137,7 @@ const schema = z
       handshakeTimeoutMs: env.HERALD_HANDSHAKE_TIMEOUT_MS,
       upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,
       drainMs: env.HERALD_DRAIN_MS,
+      relay: env.HERALD_RELAY,
       logLevel: env.LOG_LEVEL,
     };
     return config;

@@ -33,8 +33,10 @@ export interface BalancerStatus {
   discovery: Array<'static' | 'redis'>;
   /** Number of healthy workers. */
   healthy: number;
+  /** Data plane of open tunnels: the native relay thread or Node's stream pipes (`HERALD_RELAY`). */
+  relay: 'native' | 'js';
   connections: {
-    /** Client TCP connections (WebSocket tunnels and HTTP keep-alive). */
+    /** Client TCP connections held by Node (HTTP keep-alive, tunnels before the hand-over, all tunnels with `relay: 'js'`). */
     clients: number;
     /** Open or opening WebSocket tunnels. */
     tunnels: number;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Worker } from './worker-pool.js';
 import { destroyLater, rejectUpgrade } from './http-responses.js';
 import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';
+import type { Relay, RelayEnd } from './relay.js';
 
 /** What a tunnel needs from the balancer. */
 export interface TunnelContext {
@@ -15,11 +16,14 @@ export interface TunnelContext {
   checkSoon(worker: Worker): void;
   /** The tunnel's client socket has closed; every counter is released here and only here. */
   closed(tunnel: Tunnel): void;
+  /** Where open tunnels are handed over; undefined = bytes stay on http-proxy's stream pipes. */
+  readonly relay: Relay | undefined;
   readonly handshakeTimeoutMs: number;
   readonly logger: Logger;
 }
 
-type Phase = 'connecting' | 'open' | 'closed';
+/** `relayed`: open, with both sockets handed over to the relay (the Node sockets are gone). */
+type Phase = 'connecting' | 'open' | 'relayed' | 'closed';
 
 const EMPTY = Buffer.alloc(0);
 let nextId = 1;
@@ -42,6 +46,7 @@ export class Tunnel {
   private upstream: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private responded = false;
+  private relayId: number | undefined;
 
   /**
    * @param req - the upgrade request (X-Forwarded headers already set)
@@ -62,7 +67,7 @@ export class Tunnel {
 
   /** Whether the WebSocket is established end to end. */
   get open(): boolean {
-    return this.phase === 'open';
+    return this.phase === 'open' || this.phase === 'relayed';
   }
 
   /** Starts proxying to the first candidate. */
@@ -73,6 +78,10 @@ export class Tunnel {
 
   /** Tears the tunnel down now (both sockets destroyed). */
   destroy(): void {
+    if (this.phase === 'relayed') {
+      this.ctx.relay!.close(this.relayId!);
+      return;
+    }
     this.client.destroy();
     this.upstream?.destroy();
     this.pending?.destroy();
@@ -123,7 +132,7 @@ export class Tunnel {
     });
     socket.once('close', () => {
       // The worker went away (closed, crashed, killed): flush what it sent, then drop the client.
-      if (this.phase === 'closed') return;
+      if (this.phase === 'closed' || this.phase === 'relayed') return;
       this.client.end();
       destroyLater(this.client);
     });
@@ -132,6 +141,49 @@ export class Tunnel {
       return;
     }
     this.phase = 'open';
+    // http-proxy's own `upgrade` listener runs next: it writes the 101 to the client and pipes
+    // the sockets. The hand-over waits for that, and runs before the pipes' first data.
+    if (this.ctx.relay) process.nextTick(() => this.handOver(this.ctx.relay!));
+  }
+
+  /**
+   * Moves an open tunnel's bytes off the Node sockets to the relay: unpipes, takes what the
+   * sockets had already read, hands both descriptors over and destroys the Node sockets. A
+   * socket still flushing a write is waited for (`drain`); if the relay cannot take the tunnel
+   * (too many open files), the tunnel stays on the stream pipes.
+   */
+  private handOver(relay: Relay): void {
+    const { client } = this;
+    const upstream = this.upstream!;
+    if (this.phase !== 'open' || client.destroyed || upstream.destroyed) return;
+    if (client.writableLength > 0 || upstream.writableLength > 0) {
+      (client.writableLength > 0 ? client : upstream).once('drain', () => this.handOver(relay));
+      return;
+    }
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    const toWorker = takeBuffered(client);
+    const toClient = takeBuffered(upstream);
+    try {
+      this.relayId = relay.add(client, upstream, toClient, toWorker, (end, errno) => this.onRelayClosed(end, errno));
+    } catch (error) {
+      this.ctx.logger.warn({ tunnel: this.id, err: (error as Error).message }, 'relay refused the tunnel; it stays on stream pipes');
+      if (toWorker) upstream.write(toWorker);
+      if (toClient) client.write(toClient);
+      upstream.pipe(client).pipe(upstream);
+      return;
+    }
+    this.phase = 'relayed';
+    client.destroy();
+    upstream.destroy();
+  }
+
+  private onRelayClosed(end: RelayEnd, errno: number): void {
+    this.ctx.logger.debug({ tunnel: this.id, worker: this.worker?.address, end, errno }, 'relayed tunnel closed');
+    if (end === 'worker' && errno !== 0 && this.worker) this.ctx.checkSoon(this.worker);
+    this.phase = 'closed';
+    this.setWorker(undefined);
+    this.ctx.closed(this);
   }
 
   private onRefused(res: IncomingMessage): void {
@@ -188,6 +240,8 @@ export class Tunnel {
   }
 
   private onClientClose(): void {
+    // A relayed tunnel's Node socket closes at the hand-over; the relay reports the real end.
+    if (this.phase === 'relayed') return;
     this.phase = 'closed';
     clearTimeout(this.timer);
     this.pending?.destroy();
@@ -196,6 +250,15 @@ export class Tunnel {
     this.setWorker(undefined);
     this.ctx.closed(this);
   }
+}
+
+/** Bytes a socket has read that nobody consumed yet (the socket is paused first). */
+function takeBuffered(socket: Socket): Buffer | undefined {
+  socket.pause();
+  if (socket.readableLength === 0) return undefined;
+  const chunks: Buffer[] = [];
+  for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) chunks.push(chunk);
+  return chunks.length > 0 ? Buffer.concat(chunks) : undefined;
 }
 
 /**

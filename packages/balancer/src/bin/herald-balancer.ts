@@ -14,7 +14,15 @@ try {
 }
 
 const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
-const balancer = new Balancer(config, logger);
+let balancer: Balancer;
+try {
+  balancer = new Balancer(config, logger);
+} catch (error) {
+  // HERALD_RELAY=native without the native relay built.
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`herald-balancer: ${error.message}\n`);
+  process.exit(1);
+}
 
 // Every socket and the proxy have error listeners; anything that still escapes is a bug: log it
 // as JSON and exit, so pm2 / compose restart a clean process rather than one in an unknown state.

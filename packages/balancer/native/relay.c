@@ -1,0 +1,515 @@
+/*
+ * herald_relay: moves the bytes of established WebSocket tunnels between two TCP sockets on a
+ * thread of its own, with plain read/send on an epoll loop (what nginx does for an upgraded
+ * connection), so a message crossing the balancer costs two system calls and no JavaScript.
+ *
+ * JavaScript keeps the handshake, the choice of worker, the counters and the logs; once a
+ * tunnel is open it hands the two file descriptors over (`add` duplicates them, the caller then
+ * destroys its own sockets) and hears back once, when the tunnel has closed.
+ *
+ * Semantics follow nginx's upgraded-connection handling: bytes from one side are written to
+ * the other as they come; a side that cannot take more stops reading from its peer (so at most
+ * one read, 64 KiB, is held per direction); the first end-of-stream or error closes both sides.
+ * An end-of-stream is only read once everything before it was written to the other side, so a
+ * clean end never loses bytes.
+ *
+ * Linux only (epoll, eventfd); the balancer uses its JavaScript path elsewhere.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define READ_SIZE 65536
+#define MAX_EVENTS 256
+#define SLOT_BITS 24
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+
+/* Why a tunnel ended, as reported to JavaScript. */
+enum reason { ENDED_BY_CLIENT = 0, ENDED_BY_WORKER = 1, CLOSED_BY_CALLER = 2 };
+
+struct tunnel;
+
+/* One socket of a tunnel, plus the bytes read from its peer that it has not taken yet. */
+struct side {
+  struct tunnel *tunnel;
+  int index; /* 0 = client, 1 = worker */
+  int fd;
+  uint32_t mask; /* events currently registered with epoll */
+  char *pending;
+  size_t pending_len;
+  size_t pending_off;
+};
+
+struct tunnel {
+  struct side side[2];
+  uint32_t slot;
+  uint32_t generation;
+  int closed;
+};
+
+struct command {
+  double id;
+  struct command *next;
+};
+
+struct closed_event {
+  double id;
+  int reason;
+  int error;
+};
+
+/* Per Node environment (one per process normally; one per worker_thread that loads it). */
+struct relay {
+  int epfd;
+  int wakefd;
+  pthread_t thread;
+  int running;
+  napi_threadsafe_function tsfn;
+  pthread_mutex_t lock; /* guards slots, free list, commands */
+  struct tunnel **slots;
+  uint32_t *generations;
+  uint32_t nslots;
+  uint32_t *free_slots;
+  uint32_t nfree;
+  struct command *commands;
+  int stopping;
+  /* data thread only */
+  struct tunnel **to_free;
+  size_t nto_free, cap_to_free;
+  char buffer[READ_SIZE];
+};
+
+static double tunnel_id(const struct tunnel *t) {
+  return (double)t->generation * (double)(1u << SLOT_BITS) + (double)t->slot;
+}
+
+/* A side is read only while its peer has taken everything read so far. */
+static int side_wants_read(const struct side *s) {
+  return s->tunnel->side[1 - s->index].pending_len == 0;
+}
+
+/* Registers exactly the events a side needs now: readable while its peer has room, writable
+ * while bytes wait for it. */
+static void update_mask(struct relay *r, struct side *s) {
+  uint32_t mask = (side_wants_read(s) ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
+  if (mask == s->mask) return;
+  struct epoll_event ev = { .events = mask, .data.ptr = s };
+  epoll_ctl(r->epfd, EPOLL_CTL_MOD, s->fd, &ev);
+  s->mask = mask;
+}
+
+static void notify(struct relay *r, struct tunnel *t, int reason, int error) {
+  struct closed_event *e = malloc(sizeof *e);
+  if (e == NULL) return;
+  e->id = tunnel_id(t);
+  e->reason = reason;
+  e->error = error;
+  if (napi_call_threadsafe_function(r->tsfn, e, napi_tsfn_nonblocking) != napi_ok) free(e);
+}
+
+/* Closes both sockets now and reports it; the memory goes once the current batch of events is
+ * handled (a later event of the batch may still point at the tunnel). */
+static void close_tunnel(struct relay *r, struct tunnel *t, int reason, int error) {
+  if (t->closed) return;
+  t->closed = 1;
+  for (int i = 0; i < 2; i++) {
+    epoll_ctl(r->epfd, EPOLL_CTL_DEL, t->side[i].fd, NULL);
+    close(t->side[i].fd);
+  }
+  notify(r, t, reason, error);
+  if (r->nto_free == r->cap_to_free) {
+    size_t cap = r->cap_to_free ? r->cap_to_free * 2 : 64;
+    struct tunnel **grown = realloc(r->to_free, cap * sizeof *grown);
+    if (grown == NULL) abort();
+    r->to_free = grown;
+    r->cap_to_free = cap;
+  }
+  r->to_free[r->nto_free++] = t;
+}
+
+static void free_closed(struct relay *r) {
+  if (r->nto_free == 0) return;
+  pthread_mutex_lock(&r->lock);
+  for (size_t i = 0; i < r->nto_free; i++) {
+    struct tunnel *t = r->to_free[i];
+    r->slots[t->slot] = NULL;
+    r->free_slots[r->nfree++] = t->slot;
+    free(t->side[0].pending);
+    free(t->side[1].pending);
+    free(t);
+  }
+  pthread_mutex_unlock(&r->lock);
+  r->nto_free = 0;
+}
+
+static int side_reason(const struct side *s) {
+  return s->index == 0 ? ENDED_BY_CLIENT : ENDED_BY_WORKER;
+}
+
+/* Writes bytes for side `s`; returns 0, or an errno when the socket failed. Bytes the socket
+ * does not take are kept (copied) as its pending bytes. */
+static int send_to(struct side *s, const char *data, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = send(s->fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    break;
+  }
+  if (off < len) {
+    char *copy = malloc(len - off);
+    if (copy == NULL) return ENOMEM;
+    memcpy(copy, data + off, len - off);
+    s->pending = copy;
+    s->pending_len = len - off;
+    s->pending_off = 0;
+  }
+  return 0;
+}
+
+/* Flushes a side's pending bytes; returns 0 or an errno. */
+static int flush(struct side *s) {
+  while (s->pending_len > 0) {
+    ssize_t n = send(s->fd, s->pending + s->pending_off, s->pending_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      s->pending_off += (size_t)n;
+      s->pending_len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return n < 0 ? errno : EPIPE;
+  }
+  free(s->pending);
+  s->pending = NULL;
+  s->pending_off = 0;
+  return 0;
+}
+
+static void on_readable(struct relay *r, struct side *s) {
+  struct tunnel *t = s->tunnel;
+  struct side *peer = &t->side[1 - s->index];
+  ssize_t n;
+  do {
+    n = read(s->fd, r->buffer, READ_SIZE);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    close_tunnel(r, t, side_reason(s), errno);
+    return;
+  }
+  if (n == 0) {
+    /* Everything this side sent before its end has been written to the peer already. */
+    close_tunnel(r, t, side_reason(s), 0);
+    return;
+  }
+  int err = send_to(peer, r->buffer, (size_t)n);
+  if (err != 0) {
+    close_tunnel(r, t, side_reason(peer), err);
+    return;
+  }
+  if (peer->pending_len > 0) {
+    update_mask(r, s);
+    update_mask(r, peer);
+  }
+}
+
+static void on_writable(struct relay *r, struct side *s) {
+  struct tunnel *t = s->tunnel;
+  int err = flush(s);
+  if (err != 0) {
+    close_tunnel(r, t, side_reason(s), err);
+    return;
+  }
+  update_mask(r, s);
+  update_mask(r, &t->side[1 - s->index]);
+}
+
+static void run_commands(struct relay *r) {
+  uint64_t count;
+  ssize_t ignored = read(r->wakefd, &count, sizeof count);
+  (void)ignored;
+  pthread_mutex_lock(&r->lock);
+  struct command *c = r->commands;
+  r->commands = NULL;
+  pthread_mutex_unlock(&r->lock);
+  while (c != NULL) {
+    struct command *next = c->next;
+    uint32_t slot = (uint32_t)((uint64_t)c->id & SLOT_MASK);
+    uint32_t generation = (uint32_t)((uint64_t)c->id >> SLOT_BITS);
+    pthread_mutex_lock(&r->lock);
+    struct tunnel *t = slot < r->nslots ? r->slots[slot] : NULL;
+    pthread_mutex_unlock(&r->lock);
+    if (t != NULL && t->generation == generation) close_tunnel(r, t, CLOSED_BY_CALLER, 0);
+    free(c);
+    c = next;
+  }
+}
+
+static void *run(void *arg) {
+  struct relay *r = arg;
+  struct epoll_event events[MAX_EVENTS];
+  for (;;) {
+    free_closed(r);
+    int n = epoll_wait(r->epfd, events, MAX_EVENTS, -1);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.ptr == NULL) {
+        run_commands(r);
+        continue;
+      }
+      struct side *s = events[i].data.ptr;
+      if (s->tunnel->closed) continue;
+      uint32_t ev = events[i].events;
+      if (ev & EPOLLOUT) on_writable(r, s);
+      if (s->tunnel->closed) continue;
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (side_wants_read(s)) on_readable(r, s);
+        /* Reported even for a side not being read: it was reset. */
+        else if (ev & (EPOLLHUP | EPOLLERR)) close_tunnel(r, s->tunnel, side_reason(s), ECONNRESET);
+      }
+    }
+    pthread_mutex_lock(&r->lock);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    if (stopping) break;
+  }
+  free_closed(r);
+  return NULL;
+}
+
+/* ---- JavaScript side ---- */
+
+static void call_js(napi_env env, napi_value callback, void *context, void *data) {
+  (void)context;
+  struct closed_event *e = data;
+  if (env != NULL && callback != NULL) {
+    napi_value argv[3], undefined;
+    napi_create_double(env, e->id, &argv[0]);
+    napi_create_int32(env, e->reason, &argv[1]);
+    napi_create_int32(env, e->error, &argv[2]);
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, callback, 3, argv, NULL);
+  }
+  free(e);
+}
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static struct relay *get_relay(napi_env env) {
+  struct relay *r = NULL;
+  napi_get_instance_data(env, (void **)&r);
+  return r;
+}
+
+static void stop_relay(void *arg) {
+  struct relay *r = arg;
+  if (!r->running) return;
+  pthread_mutex_lock(&r->lock);
+  r->stopping = 1;
+  pthread_mutex_unlock(&r->lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(r->wakefd, &one, sizeof one);
+  (void)ignored;
+  pthread_join(r->thread, NULL);
+  r->running = 0;
+  napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+  for (uint32_t i = 0; i < r->nslots; i++) {
+    struct tunnel *t = r->slots[i];
+    if (t == NULL) continue;
+    if (!t->closed) {
+      close(t->side[0].fd);
+      close(t->side[1].fd);
+    }
+    free(t->side[0].pending);
+    free(t->side[1].pending);
+    free(t);
+  }
+  close(r->epfd);
+  close(r->wakefd);
+}
+
+/* start(onClosed(id, reason, errno)): starts the relay thread of this environment. */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) return throw_error(env, "start(onClosed)");
+  if (get_relay(env) != NULL) return throw_error(env, "the relay is already started");
+  struct relay *r = calloc(1, sizeof *r);
+  if (r == NULL) return throw_error(env, "out of memory");
+  pthread_mutex_init(&r->lock, NULL);
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r->epfd < 0 || r->wakefd < 0) return throw_error(env, "epoll/eventfd failed");
+  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+  epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev);
+  napi_value name;
+  napi_create_string_utf8(env, "herald_relay", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &r->tsfn) != napi_ok) {
+    return throw_error(env, "onClosed must be a function");
+  }
+  /* The relay never keeps the process alive: the balancer's own server does while it runs. */
+  napi_unref_threadsafe_function(env, r->tsfn);
+  if (pthread_create(&r->thread, NULL, run, r) != 0) return throw_error(env, "could not start the relay thread");
+  r->running = 1;
+  napi_set_instance_data(env, r, NULL, NULL);
+  napi_add_env_cleanup_hook(env, stop_relay, r);
+  return NULL;
+}
+
+static int dup_nonblocking(int fd) {
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return -1;
+  int flags = fcntl(copy, F_GETFL);
+  if (flags < 0 || fcntl(copy, F_SETFL, flags | O_NONBLOCK) < 0) {
+    close(copy);
+    return -1;
+  }
+  return copy;
+}
+
+/* Takes bytes already read by JavaScript as a side's first pending bytes. */
+static int take_initial(napi_env env, napi_value value, struct side *s) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  if (type == napi_undefined || type == napi_null) return 0;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) return -1;
+  if (len == 0) return 0;
+  s->pending = malloc(len);
+  if (s->pending == NULL) return -1;
+  memcpy(s->pending, data, len);
+  s->pending_len = len;
+  return 0;
+}
+
+/* add(clientFd, workerFd, toClient?, toWorker?) -> id: relays between duplicates of the two
+ * descriptors; the caller closes its own. */
+static napi_value js_add(napi_env env, napi_callback_info info) {
+  struct relay *r = get_relay(env);
+  if (r == NULL) return throw_error(env, "the relay is not started");
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fds[2];
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok || fds[0] < 0 || fds[1] < 0) {
+    return throw_error(env, "add(clientFd, workerFd, toClient?, toWorker?)");
+  }
+  struct tunnel *t = calloc(1, sizeof *t);
+  if (t == NULL) return throw_error(env, "out of memory");
+  for (int i = 0; i < 2; i++) {
+    t->side[i].tunnel = t;
+    t->side[i].index = i;
+    t->side[i].fd = -1;
+  }
+  if ((argc > 2 && take_initial(env, argv[2], &t->side[0]) != 0) || (argc > 3 && take_initial(env, argv[3], &t->side[1]) != 0)) {
+    free(t->side[0].pending);
+    free(t->side[1].pending);
+    free(t);
+    return throw_error(env, "toClient/toWorker must be Buffers");
+  }
+  for (int i = 0; i < 2; i++) {
+    t->side[i].fd = dup_nonblocking(fds[i]);
+    if (t->side[i].fd < 0) {
+      int err = errno;
+      if (i == 1) close(t->side[0].fd);
+      free(t->side[0].pending);
+      free(t->side[1].pending);
+      free(t);
+      return throw_error(env, err == EMFILE ? "too many open files" : "could not duplicate the socket");
+    }
+  }
+  pthread_mutex_lock(&r->lock);
+  if (r->nfree == 0) {
+    uint32_t grown = r->nslots ? r->nslots * 2 : 1024;
+    struct tunnel **slots = realloc(r->slots, grown * sizeof *slots);
+    uint32_t *gens = slots ? realloc(r->generations, grown * sizeof *gens) : NULL;
+    uint32_t *free_slots = gens ? realloc(r->free_slots, grown * sizeof *free_slots) : NULL;
+    if (slots) r->slots = slots;
+    if (gens) r->generations = gens;
+    if (free_slots == NULL || grown > SLOT_MASK) {
+      pthread_mutex_unlock(&r->lock);
+      close(t->side[0].fd);
+      close(t->side[1].fd);
+      free(t->side[0].pending);
+      free(t->side[1].pending);
+      free(t);
+      return throw_error(env, "out of memory");
+    }
+    r->free_slots = free_slots;
+    for (uint32_t i = grown; i > r->nslots; i--) {
+      r->slots[i - 1] = NULL;
+      r->generations[i - 1] = 0;
+      r->free_slots[r->nfree++] = i - 1;
+    }
+    r->nslots = grown;
+  }
+  t->slot = r->free_slots[--r->nfree];
+  /* 28 bits of generation keep every id an exact double. */
+  t->generation = ++r->generations[t->slot] & 0x0FFFFFFF;
+  r->slots[t->slot] = t;
+  pthread_mutex_unlock(&r->lock);
+  double id = tunnel_id(t);
+  /* Registered last: from here on the relay thread may handle the tunnel. */
+  for (int i = 0; i < 2; i++) {
+    struct side *s = &t->side[i];
+    struct side *peer = &t->side[1 - i];
+    s->mask = (peer->pending_len == 0 ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
+    struct epoll_event ev = { .events = s->mask, .data.ptr = s };
+    epoll_ctl(r->epfd, EPOLL_CTL_ADD, s->fd, &ev);
+  }
+  napi_value result;
+  napi_create_double(env, id, &result);
+  return result;
+}
+
+/* close(id): closes a tunnel now (both sockets); its onClosed call follows. Unknown ids are ignored. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  struct relay *r = get_relay(env);
+  if (r == NULL) return NULL;
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double id;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &id) != napi_ok) return throw_error(env, "close(id)");
+  struct command *c = malloc(sizeof *c);
+  if (c == NULL) return throw_error(env, "out of memory");
+  c->id = id;
+  pthread_mutex_lock(&r->lock);
+  c->next = r->commands;
+  r->commands = c;
+  pthread_mutex_unlock(&r->lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(r->wakefd, &one, sizeof one);
+  (void)ignored;
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    { "start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

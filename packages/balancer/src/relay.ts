@@ -1,0 +1,78 @@
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+
+/** Which side ended a relayed tunnel: a socket reached end-of-stream or failed, or `close()` was called. */
+export type RelayEnd = 'client' | 'worker' | 'closed';
+
+/** Called once per relayed tunnel when both its sockets are closed. `errno` is 0 for a clean end. */
+export type RelayClosed = (end: RelayEnd, errno: number) => void;
+
+/** The data plane of open tunnels: moves bytes between the two sockets until one side ends. */
+export interface Relay {
+  /**
+   * Takes over an established tunnel. The relay duplicates both descriptors; the caller then
+   * destroys its own sockets (which must have nothing left to write).
+   *
+   * @param client - the client socket
+   * @param worker - the worker socket
+   * @param toClient - bytes already read from the worker, written to the client first
+   * @param toWorker - bytes already read from the client, written to the worker first
+   * @param onClosed - called once, when the tunnel is gone
+   * @returns the tunnel's id for {@link Relay.close}
+   * @throws when the descriptors cannot be taken (too many open files, …); nothing changed then
+   */
+  add(client: Socket, worker: Socket, toClient: Buffer | undefined, toWorker: Buffer | undefined, onClosed: RelayClosed): number;
+  /** Closes a tunnel now (both sockets); its `onClosed` follows. Unknown ids are ignored. */
+  close(id: number): void;
+}
+
+/** The C addon (native/relay.c). */
+interface Binding {
+  start(onClosed: (id: number, reason: number, errno: number) => void): void;
+  add(clientFd: number, workerFd: number, toClient: Buffer | undefined, toWorker: Buffer | undefined): number;
+  close(id: number): void;
+}
+
+const ENDS: readonly RelayEnd[] = ['client', 'worker', 'closed'];
+
+let loaded: { relay: Relay } | { error: string } | undefined;
+
+/**
+ * The native relay of this process, started on first use, or why it is unavailable (not built:
+ * no compiler when installing, not Linux, …).
+ */
+export function nativeRelay(): { relay: Relay } | { error: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): { relay: Relay } | { error: string } {
+  let binding: Binding;
+  try {
+    binding = createRequire(import.meta.url)('../build/Release/herald_relay.node') as Binding;
+  } catch (error) {
+    return { error: (error as Error).message.split('\n', 1)[0]! };
+  }
+  const callbacks = new Map<number, RelayClosed>();
+  binding.start((id, reason, errno) => {
+    const onClosed = callbacks.get(id);
+    callbacks.delete(id);
+    onClosed?.(ENDS[reason] ?? 'closed', errno);
+  });
+  return {
+    relay: {
+      add(client, worker, toClient, toWorker, onClosed) {
+        const id = binding.add(fdOf(client), fdOf(worker), toClient, toWorker);
+        callbacks.set(id, onClosed);
+        return id;
+      },
+      close: (id) => binding.close(id),
+    },
+  };
+}
+
+/** The descriptor of a connected TCP socket (`-1` when it has none: destroyed, not a TCP handle). */
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}

@@ -1,0 +1,183 @@
+import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import { nativeRelay, type Relay, type RelayEnd } from '@herald/balancer';
+import { eventually } from './helpers/index.js';
+
+/** Two connected TCP pairs on loopback; the middle sockets are what a balancer would hold. */
+interface Pairs {
+  /** The test's client end, and the balancer's socket towards it. */
+  client: net.Socket;
+  clientSide: net.Socket;
+  /** The balancer's socket towards the worker, and the test's worker end. */
+  workerSide: net.Socket;
+  worker: net.Socket;
+}
+
+async function connectedPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const dialed = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(dialed, 'connect');
+  const [socket] = await accepted;
+  server.close();
+  for (const s of [dialed, socket]) s.on('error', () => undefined);
+  return [dialed, socket];
+}
+
+async function pairs(): Promise<Pairs> {
+  const [client, clientSide] = await connectedPair();
+  const [workerSide, worker] = await connectedPair();
+  return { client, clientSide, workerSide, worker };
+}
+
+/** Hands the middle sockets over, the way the balancer's tunnel does, and returns the end report. */
+function handOver(relay: Relay, p: Pairs, toClient?: Buffer, toWorker?: Buffer): { id: number; ended: Promise<[RelayEnd, number]> } {
+  let id = -1;
+  const ended = new Promise<[RelayEnd, number]>((resolve) => {
+    id = relay.add(p.clientSide, p.workerSide, toClient, toWorker, (end, errno) => resolve([end, errno]));
+  });
+  p.clientSide.destroy();
+  p.workerSide.destroy();
+  return { id, ended };
+}
+
+/** Reads exactly `n` bytes from a socket, then pauses it again (extra bytes are put back). */
+function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const stop = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.pause();
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got < n) return;
+      stop();
+      const all = Buffer.concat(chunks);
+      if (all.length > n) socket.unshift(all.subarray(n));
+      resolve(all.subarray(0, n));
+    };
+    const onEnd = () => {
+      stop();
+      reject(new Error(`stream ended after ${got} of ${n} bytes`));
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.resume();
+  });
+}
+
+/** Resolves when the peer has closed the socket (reads and drops anything left). */
+async function ended(socket: net.Socket): Promise<void> {
+  if (socket.readableEnded) return;
+  const end = once(socket, 'end');
+  socket.resume();
+  await end;
+}
+
+const fds = () => readdirSync('/proc/self/fd').length;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('native relay (in-process, real sockets)', function () {
+  this.timeout(30_000);
+  let relay: Relay;
+  const open: net.Socket[] = [];
+
+  before(function () {
+    const loaded = nativeRelay();
+    // CI builds it (npm install runs the root build); a machine without a C compiler does not.
+    if ('error' in loaded) throw new Error(`the native relay is not built: ${loaded.error}`);
+    relay = loaded.relay;
+  });
+  afterEach(() => {
+    for (const s of open.splice(0)) s.destroy();
+  });
+
+  async function tunnel(toClient?: Buffer, toWorker?: Buffer) {
+    const p = await pairs();
+    open.push(p.client, p.worker);
+    return { ...p, ...handOver(relay, p, toClient, toWorker) };
+  }
+
+  it('moves bytes both ways, the bytes JavaScript had already read first', async () => {
+    const t = await tunnel(Buffer.from('early-to-client|'), Buffer.from('early-to-worker|'));
+    t.client.write('hello worker');
+    t.worker.write('hello client');
+    expect((await readBytes(t.worker, 28)).toString()).to.equal('early-to-worker|hello worker');
+    expect((await readBytes(t.client, 28)).toString()).to.equal('early-to-client|hello client');
+  });
+
+  it('the worker ending closes the client after its last bytes, and reports the worker', async () => {
+    const before = fds();
+    const t = await tunnel();
+    t.worker.end('goodbye');
+    expect((await readBytes(t.client, 7)).toString()).to.equal('goodbye');
+    await ended(t.client);
+    expect(await t.ended).to.deep.equal(['worker', 0]);
+    await eventually(() => expect(fds()).to.be.at.most(before + 2)); // the test's own two ends remain
+  });
+
+  it('the client ending closes the worker and reports the client', async () => {
+    const t = await tunnel();
+    t.client.end();
+    await ended(t.worker);
+    expect(await t.ended).to.deep.equal(['client', 0]);
+  });
+
+  it('a reset is reported with its errno and closes the other side', async () => {
+    const t = await tunnel();
+    t.worker.resetAndDestroy();
+    const [end, errno] = await t.ended;
+    expect(end).to.equal('worker');
+    expect(errno).to.be.greaterThan(0);
+    await ended(t.client);
+  });
+
+  it('close(id) closes both sockets, reports `closed`, and ignores a second call', async () => {
+    const t = await tunnel();
+    relay.close(t.id);
+    expect(await t.ended).to.deep.equal(['closed', 0]);
+    await Promise.all([ended(t.client), ended(t.worker)]);
+    relay.close(t.id);
+  });
+
+  it('holds back a fast sender while the receiver does not read, and loses nothing', async () => {
+    const t = await tunnel();
+    const payload = randomBytes(32 * 1024 * 1024);
+    t.worker.pause();
+    t.client.write(payload);
+    // The relay stops reading once the worker side refuses bytes: the client's own buffer then
+    // stops shrinking, with most of the payload still in it.
+    let last = -1;
+    await eventually(
+      () => {
+        const now = t.client.writableLength;
+        const settled = now === last;
+        last = now;
+        if (!settled) throw new Error('still moving');
+      },
+      { timeout: 10_000, interval: 200 },
+    );
+    expect(t.client.writableLength).to.be.greaterThan(8 * 1024 * 1024);
+    const received = await readBytes(t.worker, payload.length);
+    expect(sha(received)).to.equal(sha(payload));
+  });
+
+  it('carries many tunnels at once without mixing their bytes', async () => {
+    const tunnels = await Promise.all(Array.from({ length: 50 }, () => tunnel()));
+    const sent = tunnels.map(() => randomBytes(64 * 1024));
+    tunnels.forEach((t, i) => t.client.write(sent[i]));
+    const got = await Promise.all(tunnels.map((t) => readBytes(t.worker, 64 * 1024)));
+    got.forEach((b, i) => expect(b.equals(sent[i]!)).to.equal(true));
+    tunnels.forEach((t) => relay.close(t.id));
+    await Promise.all(tunnels.map((t) => t.ended));
+  });
+});
