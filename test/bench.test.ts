@@ -81,9 +81,9 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     }
   });
 
-  it('proxy: the same echo directly, through nginx, a bare http-proxy and herald-balancer', async () => {
+  it('proxy: the same echo directly, through nginx, a bare http-proxy and herald-balancer (native relay and js pipes)', async () => {
     const { rows } = await runBench(tiny('proxy'), quiet);
-    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'http-proxy (bare)', 'herald-balancer']);
+    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'http-proxy (bare)', 'herald-balancer', 'herald-balancer (js)']);
     for (const r of rows) {
       expect(r.skipped, r.skipped).to.equal(undefined);
       expect(r.value, r.target).to.be.greaterThan(0);
@@ -92,5 +92,6 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(row(rows, 'nginx').cpu.proxy).to.be.greaterThan(0);
     expect(row(rows, 'herald-balancer').cpu.proxy).to.be.greaterThan(0);
     expect(row(rows, 'herald-balancer').ratio?.to).to.equal('nginx');
+    expect(row(rows, 'herald-balancer (js)').ratio?.to).to.equal('nginx');
   });
 });

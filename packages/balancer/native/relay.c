@@ -57,8 +57,12 @@ struct tunnel {
   int closed;
 };
 
+/* Work for the relay thread: every epoll registration and every close happens there, so the
+ * event masks have a single writer. */
 struct command {
-  double id;
+  enum { ARM, CLOSE } kind;
+  struct tunnel *tunnel; /* ARM */
+  double id;             /* CLOSE */
   struct command *next;
 };
 
@@ -81,7 +85,7 @@ struct relay {
   uint32_t nslots;
   uint32_t *free_slots;
   uint32_t nfree;
-  struct command *commands;
+  struct command *commands; /* newest first */
   int stopping;
   /* data thread only */
   struct tunnel **to_free;
@@ -239,16 +243,43 @@ static void on_writable(struct relay *r, struct side *s) {
   update_mask(r, &t->side[1 - s->index]);
 }
 
+/* Registers both sockets of a new tunnel: each is read while its peer has nothing pending (the
+ * bytes JavaScript had already read), and written while it has. */
+static void arm(struct relay *r, struct tunnel *t) {
+  for (int i = 0; i < 2; i++) {
+    struct side *s = &t->side[i];
+    s->mask = (side_wants_read(s) ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
+    struct epoll_event ev = { .events = s->mask, .data.ptr = s };
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+      close_tunnel(r, t, CLOSED_BY_CALLER, errno);
+      return;
+    }
+  }
+}
+
 static void run_commands(struct relay *r) {
   uint64_t count;
   ssize_t ignored = read(r->wakefd, &count, sizeof count);
   (void)ignored;
   pthread_mutex_lock(&r->lock);
-  struct command *c = r->commands;
+  struct command *newest = r->commands;
   r->commands = NULL;
   pthread_mutex_unlock(&r->lock);
+  struct command *c = NULL; /* oldest first: a tunnel is armed before it can be closed */
+  while (newest != NULL) {
+    struct command *next = newest->next;
+    newest->next = c;
+    c = newest;
+    newest = next;
+  }
   while (c != NULL) {
     struct command *next = c->next;
+    if (c->kind == ARM) {
+      arm(r, c->tunnel);
+      free(c);
+      c = next;
+      continue;
+    }
     uint32_t slot = (uint32_t)((uint64_t)c->id & SLOT_MASK);
     uint32_t generation = (uint32_t)((uint64_t)c->id >> SLOT_BITS);
     pthread_mutex_lock(&r->lock);
@@ -293,6 +324,17 @@ static void *run(void *arg) {
 }
 
 /* ---- JavaScript side ---- */
+
+/* Queues a command for the relay thread and wakes it. */
+static void push_command(struct relay *r, struct command *c) {
+  pthread_mutex_lock(&r->lock);
+  c->next = r->commands;
+  r->commands = c;
+  pthread_mutex_unlock(&r->lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(r->wakefd, &one, sizeof one);
+  (void)ignored;
+}
 
 static void call_js(napi_env env, napi_value callback, void *context, void *data) {
   (void)context;
@@ -402,6 +444,16 @@ static int take_initial(napi_env env, napi_value value, struct side *s) {
   return 0;
 }
 
+/* Undoes a tunnel that never reached the relay thread. */
+static void discard(struct tunnel *t, struct command *armed) {
+  for (int i = 0; i < 2; i++) {
+    if (t->side[i].fd >= 0) close(t->side[i].fd);
+    free(t->side[i].pending);
+  }
+  free(t);
+  free(armed);
+}
+
 /* add(clientFd, workerFd, toClient?, toWorker?) -> id: relays between duplicates of the two
  * descriptors; the caller closes its own. */
 static napi_value js_add(napi_env env, napi_callback_info info) {
@@ -414,27 +466,28 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok || fds[0] < 0 || fds[1] < 0) {
     return throw_error(env, "add(clientFd, workerFd, toClient?, toWorker?)");
   }
-  struct tunnel *t = calloc(1, sizeof *t);
-  if (t == NULL) return throw_error(env, "out of memory");
+  struct command *armed = malloc(sizeof *armed);
+  struct tunnel *t = armed ? calloc(1, sizeof *t) : NULL;
+  if (t == NULL) {
+    free(armed);
+    return throw_error(env, "out of memory");
+  }
+  armed->kind = ARM;
+  armed->tunnel = t;
   for (int i = 0; i < 2; i++) {
     t->side[i].tunnel = t;
     t->side[i].index = i;
     t->side[i].fd = -1;
   }
   if ((argc > 2 && take_initial(env, argv[2], &t->side[0]) != 0) || (argc > 3 && take_initial(env, argv[3], &t->side[1]) != 0)) {
-    free(t->side[0].pending);
-    free(t->side[1].pending);
-    free(t);
+    discard(t, armed);
     return throw_error(env, "toClient/toWorker must be Buffers");
   }
   for (int i = 0; i < 2; i++) {
     t->side[i].fd = dup_nonblocking(fds[i]);
     if (t->side[i].fd < 0) {
       int err = errno;
-      if (i == 1) close(t->side[0].fd);
-      free(t->side[0].pending);
-      free(t->side[1].pending);
-      free(t);
+      discard(t, armed);
       return throw_error(env, err == EMFILE ? "too many open files" : "could not duplicate the socket");
     }
   }
@@ -448,11 +501,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     if (gens) r->generations = gens;
     if (free_slots == NULL || grown > SLOT_MASK) {
       pthread_mutex_unlock(&r->lock);
-      close(t->side[0].fd);
-      close(t->side[1].fd);
-      free(t->side[0].pending);
-      free(t->side[1].pending);
-      free(t);
+      discard(t, armed);
       return throw_error(env, "out of memory");
     }
     r->free_slots = free_slots;
@@ -469,14 +518,8 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   r->slots[t->slot] = t;
   pthread_mutex_unlock(&r->lock);
   double id = tunnel_id(t);
-  /* Registered last: from here on the relay thread may handle the tunnel. */
-  for (int i = 0; i < 2; i++) {
-    struct side *s = &t->side[i];
-    struct side *peer = &t->side[1 - i];
-    s->mask = (peer->pending_len == 0 ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
-    struct epoll_event ev = { .events = s->mask, .data.ptr = s };
-    epoll_ctl(r->epfd, EPOLL_CTL_ADD, s->fd, &ev);
-  }
+  /* From here on the tunnel belongs to the relay thread. */
+  push_command(r, armed);
   napi_value result;
   napi_create_double(env, id, &result);
   return result;
@@ -493,14 +536,10 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_get_value_double(env, argv[0], &id) != napi_ok) return throw_error(env, "close(id)");
   struct command *c = malloc(sizeof *c);
   if (c == NULL) return throw_error(env, "out of memory");
+  c->kind = CLOSE;
+  c->tunnel = NULL;
   c->id = id;
-  pthread_mutex_lock(&r->lock);
-  c->next = r->commands;
-  r->commands = c;
-  pthread_mutex_unlock(&r->lock);
-  uint64_t one = 1;
-  ssize_t ignored = write(r->wakefd, &one, sizeof one);
-  (void)ignored;
+  push_command(r, c);
   return NULL;
 }
 

@@ -12,8 +12,9 @@ export const PROXY_GOAL = 0.9;
 
 /**
  * `proxy`: the echo load against the same Herald workers directly, through nginx (generated
- * config, own prefix), through a bare `http-proxy` server (the floor of a Node proxy hop) and
- * through herald-balancer. Every connection carries `?sid=<i>` so both
+ * config, own prefix), through a bare `http-proxy` server (the floor of a Node proxy hop),
+ * through herald-balancer (its native relay moving the bytes of open tunnels) and through
+ * herald-balancer with `HERALD_RELAY=js` (Node's stream pipes instead). Every connection carries `?sid=<i>` so both
  * proxies spread connections over the workers by their sticky hash.
  */
 export async function proxyScenario(ctx: Context): Promise<Row[]> {
@@ -31,6 +32,7 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
       ['nginx', () => startNginx(workers)],
       ['http-proxy (bare)', () => startHttpProxy(workers)],
       ['herald-balancer', () => startBalancer(workers)],
+      ['herald-balancer (js)', () => startBalancer(workers, 'js')],
     ];
     for (const [name, start] of proxies) {
       if (!selected(opts, name)) continue;
@@ -58,7 +60,9 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
   const nginx = rows.find((r) => r.target === 'nginx' && !r.skipped);
   const balancer = rows.find((r) => r.target === 'herald-balancer' && !r.skipped);
   const bare = rows.find((r) => r.target === 'http-proxy (bare)' && !r.skipped);
+  const jsRelay = rows.find((r) => r.target === 'herald-balancer (js)' && !r.skipped);
   if (bare && nginx) bare.ratio = ratio(bare.value, nginx.value, 'nginx');
+  if (jsRelay && nginx) jsRelay.ratio = ratio(jsRelay.value, nginx.value, 'nginx');
   if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
   if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx', PROXY_GOAL);
   return rows;

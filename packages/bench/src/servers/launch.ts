@@ -98,8 +98,13 @@ export async function startRedis(): Promise<{ url: string; proc: ServerProcess }
   return { url: `redis://127.0.0.1:${port}`, proc };
 }
 
-/** Starts herald-balancer in front of `workers` (static list). */
-export async function startBalancer(workers: Deployment): Promise<Deployment> {
+/**
+ * Starts herald-balancer in front of `workers` (static list).
+ *
+ * @param relay - its data plane for open tunnels (`HERALD_RELAY`): the native relay thread (the
+ *   default, required here so a missing build is a skip, not a silent fallback) or Node's pipes
+ */
+export async function startBalancer(workers: Deployment, relay: 'native' | 'js' = 'native'): Promise<Deployment> {
   const bin = packageBin('@herald/balancer', 'herald-balancer');
   if (!bin) throw new SkipError('@herald/balancer is not on this branch or not built (npm run build)');
   const proc = ServerProcess.node('herald-balancer', bin, {
@@ -107,6 +112,7 @@ export async function startBalancer(workers: Deployment): Promise<Deployment> {
     HOST: '127.0.0.1',
     HERALD_WORKERS: workers.ports.map((p) => `127.0.0.1:${p}`).join(','),
     HERALD_MAX_CONNECTIONS_PER_IP: '0',
+    HERALD_RELAY: relay,
     LOG_LEVEL: 'info',
   });
   try {
@@ -114,6 +120,7 @@ export async function startBalancer(workers: Deployment): Promise<Deployment> {
     return new Deployment('herald-balancer', [proc], [port]);
   } catch (err) {
     await proc.stop('SIGKILL');
+    if (String(err).includes('native relay is not available')) throw new SkipError('the native relay is not built (npm run build needs python3, make and a C compiler)');
     throw err;
   }
 }
