@@ -6,6 +6,8 @@ import { runBench, parseOptions, type BenchOptions, type Row } from '@herald/ben
 function tiny(scenario: string, extra: Partial<BenchOptions> = {}): BenchOptions {
   return {
     ...parseOptions(['--quick']),
+    // Tiny sizes, but every row (--quick alone leaves the explanatory proxy rows out).
+    quick: false,
     scenarios: [scenario],
     agents: 1,
     durationMs: 300,
@@ -93,5 +95,15 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(row(rows, 'herald-balancer').cpu.proxy).to.be.greaterThan(0);
     expect(row(rows, 'herald-balancer').ratio?.to).to.equal('nginx');
     expect(row(rows, 'herald-balancer (js)').ratio?.to).to.equal('nginx');
+  });
+
+  it('--quick leaves the explanatory proxy rows out unless --targets names them', async () => {
+    const quick = { ...tiny('proxy'), quick: true };
+    expect((await runBench({ ...quick, targets: ['nginx', 'herald-balancer'] }, quiet)).rows.map((r) => r.target)).to.deep.equal([
+      'nginx',
+      'herald-balancer',
+      'herald-balancer (js)',
+    ]);
+    expect((await runBench(quick, quiet)).rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'herald-balancer']);
   });
 });

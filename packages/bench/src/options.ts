@@ -32,7 +32,7 @@ export interface BenchOptions {
   stepMs: number;
   /** fanout: p99 limit of a passing step, ms. @default 50 */
   p99LimitMs: number;
-  /** conns: idle subscribed connections per target. @default 10000 (quick 4000) */
+  /** conns: idle subscribed connections per target. @default 10000 (same with --quick: smaller runs inflate it, see docs/benchmarks.md) */
   idleConns: number;
   /** conns: connections opened per second. @default 4000 */
   rampPerSec: number;
@@ -56,7 +56,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   echo:   --conns N (100) --inflight N (4) --size BYTES (64) --binary
   fanout: --subscribers N (1000) --workers N (2) --publishers N (2)
           --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600) --step S (5, quick 1) --p99-limit MS (50)
-  conns:  --idle-conns N (10000, quick 4000) --ramp N per second (4000)
+  conns:  --idle-conns N (10000) --ramp N per second (4000)
   proxy:  --proxy-workers N (2)
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
@@ -122,7 +122,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     rates,
     stepMs: num('step', values.step, quick ? 1 : 5, 0.1) * 1000,
     p99LimitMs: num('p99-limit', values['p99-limit'], 50, 1),
-    idleConns: Math.floor(num('idle-conns', values['idle-conns'], quick ? 4000 : 10_000, 1)),
+    idleConns: Math.floor(num('idle-conns', values['idle-conns'], 10_000, 1)),
     rampPerSec: num('ramp', values.ramp, 4000, 0),
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),
