@@ -171,6 +171,35 @@ describe('native relay (in-process, real sockets)', function () {
     expect(sha(received)).to.equal(sha(payload));
   });
 
+  it('grows past its first 1,024 tunnel slots, reuses them, and gives every descriptor back', async () => {
+    const before = fds();
+    const open = async (count: number) => {
+      const batch: Array<Awaited<ReturnType<typeof tunnel>>> = [];
+      for (let i = 0; i < count; i += 100) batch.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, () => tunnel()))));
+      return batch;
+    };
+    const first = await open(1100);
+    const second = await open(50);
+    const all = [...first, ...second];
+    expect(new Set(all.map((t) => t.id)).size).to.equal(all.length);
+    await Promise.all(all.map(async (t, i) => {
+      t.client.write(`c${i}`);
+      t.worker.write(`w${i}`);
+      expect((await readBytes(t.worker, `c${i}`.length)).toString()).to.equal(`c${i}`);
+      expect((await readBytes(t.client, `w${i}`.length)).toString()).to.equal(`w${i}`);
+    }));
+    for (const t of first) t.client.destroy();
+    expect((await Promise.all(first.map((t) => t.ended))).every(([end]) => end === 'client')).to.equal(true);
+    // Slots freed by the first batch are reused under new ids; ids still in use stay unique.
+    const third = await open(50);
+    const live = new Set([...second, ...third].map((t) => t.id));
+    expect(live.size).to.equal(100);
+    for (const t of [...second, ...third]) relay.close(t.id);
+    await Promise.all([...second, ...third].map((t) => t.ended));
+    for (const t of all.concat(third)) t.worker.destroy();
+    await eventually(() => expect(fds()).to.be.at.most(before), { timeout: 10_000, interval: 50 });
+  });
+
   it('carries many tunnels at once without mixing their bytes', async () => {
     const tunnels = await Promise.all(Array.from({ length: 50 }, () => tunnel()));
     const sent = tunnels.map(() => randomBytes(64 * 1024));
