@@ -209,7 +209,7 @@ static void on_readable(struct relay *r, struct side *s) {
   struct side *peer = &t->side[1 - s->index];
   ssize_t n;
   do {
-    n = read(s->fd, r->buffer, READ_SIZE);
+    n = recv(s->fd, r->buffer, READ_SIZE, 0); /* recv, not read: skips the VFS layer */
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
