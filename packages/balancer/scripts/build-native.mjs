@@ -26,6 +26,10 @@ if (process.platform !== 'linux') skip(`${process.platform} is not supported, Li
 // npm tells scripts where its bundled node-gyp is; outside npm, `node-gyp` must be on PATH.
 const gyp = process.env.npm_config_node_gyp;
 const [command, args] = gyp ? [process.execPath, [gyp]] : ['node-gyp', []];
+// Use the headers installed with this Node (…/include/node) unless npm names a nodedir: node-gyp
+// would otherwise download them, which fails offline.
+const prefix = join(dirname(process.execPath), '..');
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const result = spawnSync(command, [...args, 'rebuild'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
 if (result.error) skip(result.error.message);
 if (result.status !== 0) {
