@@ -54,6 +54,7 @@ function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
     const stop = () => {
       socket.off('data', onData);
       socket.off('end', onEnd);
+      socket.off('close', onEnd);
       socket.pause();
     };
     const onData = (chunk: Buffer) => {
@@ -67,10 +68,11 @@ function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
     };
     const onEnd = () => {
       stop();
-      reject(new Error(`stream ended after ${got} of ${n} bytes`));
+      reject(new Error(`stream ended or closed after ${got} of ${n} bytes`));
     };
     socket.on('data', onData);
     socket.once('end', onEnd);
+    socket.once('close', onEnd);
     socket.resume();
   });
 }
@@ -139,6 +141,57 @@ describe('native relay (in-process, real sockets)', function () {
     expect(end).to.equal('worker');
     expect(errno).to.be.greaterThan(0);
     await ended(t.client);
+  });
+
+  it('a clean end reaches the other side intact even with traffic backed up the other way', async () => {
+    const t = await tunnel();
+    // The client sends 16 MiB the worker never reads: the relay holds the client back.
+    t.worker.pause();
+    t.client.write(randomBytes(16 * 1024 * 1024));
+    // The worker's last 8 MiB and its end; the client reads them all and sees a clean end.
+    const last = randomBytes(8 * 1024 * 1024);
+    let reset: Error | undefined;
+    t.client.on('error', (error) => (reset = error));
+    t.worker.end(last);
+    const received = await readBytes(t.client, last.length);
+    expect(sha(received)).to.equal(sha(last));
+    await ended(t.client);
+    expect(reset).to.equal(undefined);
+    expect(await t.ended).to.deep.equal(['worker', 0]);
+  });
+
+  it('a side that never ends after its peer did is closed after the linger time (no ghost)', async () => {
+    const [client, clientSide] = await connectedPair();
+    const [workerSide, worker] = await connectedPair();
+    open.push(client, worker);
+    // A client that does not close its side when the worker's end arrives.
+    client.allowHalfOpen = true;
+    const t = handOver(relay, { client, clientSide, workerSide, worker });
+    worker.end();
+    await ended(client);
+    expect(client.writable).to.equal(true);
+    expect(await t.ended).to.deep.equal(['worker', 0]);
+  });
+
+  it('an old id does not close the tunnel that reuses its slot', async () => {
+    const old = await tunnel();
+    relay.close(old.id);
+    await old.ended;
+    const reused = await tunnel();
+    expect(reused.id % 2 ** 24, 'same slot').to.equal(old.id % 2 ** 24);
+    expect(reused.id).to.not.equal(old.id);
+    let reusedEnded = false;
+    void reused.ended.then(() => (reusedEnded = true));
+    relay.close(old.id);
+    relay.close(Number.NaN);
+    relay.close(-1);
+    // Commands run in order: once a later close is reported, the stale one has been handled.
+    const marker = await tunnel();
+    relay.close(marker.id);
+    await marker.ended;
+    expect(reusedEnded).to.equal(false);
+    reused.client.write('still here');
+    expect((await readBytes(reused.worker, 10)).toString()).to.equal('still here');
   });
 
   it('close(id) closes both sockets, reports `closed`, and ignores a second call', async () => {

@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { pickWorker } from '@herald/balancer';
 import { TestClient, eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { startBalancer, type BalancerProcess } from './helpers/balancer.js';
+import { RawSocket, buildFrame, upgradeRequest as rawUpgradeRequest } from './helpers/raw-ws.js';
 
 /** A raw upgrade request, so a test controls exactly when the client goes away. */
 function upgradeRequest(path: string): string {
@@ -239,6 +240,16 @@ for (const relay of ['native', 'js'] as const) {
       await fdsBackToBaseline();
     });
 
+    it('a frame sent in the same packet as the upgrade request crosses the tunnel', async () => {
+      const raw = await RawSocket.open(balancer.port);
+      sockets.push(raw);
+      raw.write(Buffer.concat([Buffer.from(rawUpgradeRequest('/echo?sid=head')), buildFrame({ opcode: 0x1, payload: 'sent with the request' })]));
+      await eventually(() => expect(raw.frames.map((f) => f.payload.toString())).to.include('sent with the request'));
+      expect(raw.head).to.match(/^HTTP\/1\.1 101/);
+      raw.write(buildFrame({ opcode: 0x1, payload: 'and after' }));
+      await eventually(() => expect(raw.frames.map((f) => f.payload.toString())).to.include('and after'));
+    });
+
     it('many connections opened, closed or dropped leave no descriptor behind', async () => {
       const open = await Promise.all(
         Array.from({ length: 60 }, async (_, i) => {
@@ -266,7 +277,9 @@ for (const relay of ['native', 'js'] as const) {
       const refused = (await TestClient.connect(`${capped.wsUrl}/ws?sid=c`).catch((e: unknown) => e)) as { status?: number };
       expect(refused.status).to.equal(429);
       await a.close();
-      const c = await TestClient.open(`${capped.wsUrl}/ws?sid=c`);
+      // The balancer frees the slot when its side of the tunnel has closed too, which can come a
+      // moment after the client saw its own close.
+      const c = await eventually(() => TestClient.open(`${capped.wsUrl}/ws?sid=c`));
       await Promise.all([b.close(), c.close()]);
       await fdsBackToBaseline(capped, base);
     });

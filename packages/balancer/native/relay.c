@@ -7,11 +7,13 @@
  * tunnel is open it hands the two file descriptors over (`add` duplicates them, the caller then
  * destroys its own sockets) and hears back once, when the tunnel has closed.
  *
- * Semantics follow nginx's upgraded-connection handling: bytes from one side are written to
- * the other as they come; a side that cannot take more stops reading from its peer (so at most
- * one read, 64 KiB, is held per direction); the first end-of-stream or error closes both sides.
- * An end-of-stream is only read once everything before it was written to the other side, so a
- * clean end never loses bytes.
+ * Bytes from one side are written to the other as they come; a side that cannot take more
+ * stops reading from its peer (so at most one read, 64 KiB, is held per direction). An
+ * end-of-stream is read only once everything before it was written on, and is passed on as a
+ * FIN (shutdown(SHUT_WR)) behind those bytes; the other direction keeps working until it ends
+ * too, or until the linger time runs out, then both sockets close. Closing at once instead
+ * would make the kernel answer the other side's unread bytes with a reset and drop what it
+ * still had to send (a final message, a close frame). An error closes both sides at once.
  *
  * Linux only (epoll, eventfd); the balancer uses its JavaScript path elsewhere.
  */
@@ -27,6 +29,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #define READ_SIZE 65536
@@ -48,6 +52,8 @@ struct side {
   char *pending;
   size_t pending_len;
   size_t pending_off;
+  int eof; /* this side's end-of-stream has been read (and passed on) */
+  int detached; /* out of epoll: hung up while not being read (see run) */
 };
 
 struct tunnel {
@@ -55,6 +61,9 @@ struct tunnel {
   uint32_t slot;
   uint32_t generation;
   int closed;
+  int first_end;      /* the reason of the first end-of-stream; -1 while none */
+  int64_t deadline;   /* half-closed: close both by then (CLOCK_MONOTONIC, ms) */
+  struct tunnel *prev, *next; /* in the linger list while half-closed */
 };
 
 /* Work for the relay thread: every epoll registration and every close happens there, so the
@@ -79,6 +88,7 @@ struct relay {
   pthread_t thread;
   int running;
   napi_threadsafe_function tsfn;
+  int64_t linger_ms;
   pthread_mutex_t lock; /* guards slots, free list, commands */
   struct tunnel **slots;
   uint32_t *generations;
@@ -88,6 +98,7 @@ struct relay {
   struct command *commands; /* newest first */
   int stopping;
   /* data thread only */
+  struct tunnel *linger_head, *linger_tail; /* half-closed tunnels, oldest deadline first */
   struct tunnel **to_free;
   size_t nto_free, cap_to_free;
   char buffer[READ_SIZE];
@@ -97,24 +108,33 @@ static double tunnel_id(const struct tunnel *t) {
   return (double)t->generation * (double)(1u << SLOT_BITS) + (double)t->slot;
 }
 
-/* A side is read only while its peer has taken everything read so far. */
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A side is read until its end, and only while its peer has taken everything read so far. */
 static int side_wants_read(const struct side *s) {
-  return s->tunnel->side[1 - s->index].pending_len == 0;
+  return !s->eof && s->tunnel->side[1 - s->index].pending_len == 0;
 }
 
 /* Registers exactly the events a side needs now: readable while its peer has room, writable
  * while bytes wait for it. */
 static void update_mask(struct relay *r, struct side *s) {
   uint32_t mask = (side_wants_read(s) ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
-  if (mask == s->mask) return;
+  if (s->detached && mask == 0) return;
+  if (!s->detached && mask == s->mask) return;
   struct epoll_event ev = { .events = mask, .data.ptr = s };
-  epoll_ctl(r->epfd, EPOLL_CTL_MOD, s->fd, &ev);
+  epoll_ctl(r->epfd, s->detached ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s->fd, &ev);
+  s->detached = 0;
   s->mask = mask;
 }
 
 static void notify(struct relay *r, struct tunnel *t, int reason, int error) {
   struct closed_event *e = malloc(sizeof *e);
-  if (e == NULL) return;
+  /* Without the report JavaScript would never release the tunnel's counters. */
+  if (e == NULL) abort();
   e->id = tunnel_id(t);
   e->reason = reason;
   e->error = error;
@@ -126,15 +146,24 @@ static void notify(struct relay *r, struct tunnel *t, int reason, int error) {
 static void close_tunnel(struct relay *r, struct tunnel *t, int reason, int error) {
   if (t->closed) return;
   t->closed = 1;
+  if (t->first_end >= 0) {
+    /* Half-closed: report the end that started it; leave the linger list. */
+    reason = t->first_end;
+    error = 0;
+    if (t->prev) t->prev->next = t->next;
+    else r->linger_head = t->next;
+    if (t->next) t->next->prev = t->prev;
+    else r->linger_tail = t->prev;
+  }
   for (int i = 0; i < 2; i++) {
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, t->side[i].fd, NULL);
+    if (!t->side[i].detached) epoll_ctl(r->epfd, EPOLL_CTL_DEL, t->side[i].fd, NULL);
     close(t->side[i].fd);
   }
   notify(r, t, reason, error);
   if (r->nto_free == r->cap_to_free) {
     size_t cap = r->cap_to_free ? r->cap_to_free * 2 : 64;
     struct tunnel **grown = realloc(r->to_free, cap * sizeof *grown);
-    if (grown == NULL) abort();
+    if (grown == NULL) abort(); /* see notify */
     r->to_free = grown;
     r->cap_to_free = cap;
   }
@@ -204,6 +233,28 @@ static int flush(struct side *s) {
   return 0;
 }
 
+/* Side `s` has ended. Everything it sent before has been written to its peer already (it is only
+ * read while the peer has nothing pending), so the end is passed on now; once both sides have
+ * ended, or the linger time is over, both close. */
+static void end_of_stream(struct relay *r, struct side *s) {
+  struct tunnel *t = s->tunnel;
+  struct side *peer = &t->side[1 - s->index];
+  s->eof = 1;
+  if (peer->eof) {
+    close_tunnel(r, t, side_reason(s), 0);
+    return;
+  }
+  t->first_end = side_reason(s);
+  shutdown(peer->fd, SHUT_WR);
+  t->deadline = now_ms() + r->linger_ms;
+  t->prev = r->linger_tail;
+  t->next = NULL;
+  if (r->linger_tail) r->linger_tail->next = t;
+  else r->linger_head = t;
+  r->linger_tail = t;
+  update_mask(r, s);
+}
+
 static void on_readable(struct relay *r, struct side *s) {
   struct tunnel *t = s->tunnel;
   struct side *peer = &t->side[1 - s->index];
@@ -217,8 +268,7 @@ static void on_readable(struct relay *r, struct side *s) {
     return;
   }
   if (n == 0) {
-    /* Everything this side sent before its end has been written to the peer already. */
-    close_tunnel(r, t, side_reason(s), 0);
+    end_of_stream(r, s);
     return;
   }
   int err = send_to(peer, r->buffer, (size_t)n);
@@ -295,9 +345,15 @@ static void *run(void *arg) {
   struct relay *r = arg;
   struct epoll_event events[MAX_EVENTS];
   for (;;) {
+    /* Every tunnel lingers equally long, so the list is in deadline order. */
+    int timeout = -1;
+    int64_t now = now_ms();
+    while (r->linger_head != NULL && r->linger_head->deadline <= now) close_tunnel(r, r->linger_head, 0, 0);
+    if (r->linger_head != NULL) timeout = (int)(r->linger_head->deadline - now);
     free_closed(r);
-    int n = epoll_wait(r->epfd, events, MAX_EVENTS, -1);
-    if (n < 0 && errno != EINTR) break;
+    int n = epoll_wait(r->epfd, events, MAX_EVENTS, timeout);
+    /* Only EINTR can happen with a valid epoll descriptor; anything else would strand tunnels. */
+    if (n < 0 && errno != EINTR) abort();
     for (int i = 0; i < n; i++) {
       if (events[i].data.ptr == NULL) {
         run_commands(r);
@@ -308,10 +364,18 @@ static void *run(void *arg) {
       uint32_t ev = events[i].events;
       if (ev & EPOLLOUT) on_writable(r, s);
       if (s->tunnel->closed) continue;
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        if (side_wants_read(s)) on_readable(r, s);
+      if (side_wants_read(s)) {
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(r, s);
+      } else if (ev & EPOLLERR) {
         /* Reported even for a side not being read: it was reset. */
-        else if (ev & (EPOLLHUP | EPOLLERR)) close_tunnel(r, s->tunnel, side_reason(s), ECONNRESET);
+        close_tunnel(r, s->tunnel, side_reason(s), ECONNRESET);
+      } else if (ev & EPOLLHUP) {
+        /* Hung up while its bytes wait behind the peer's backlog: they are still to be read,
+         * once the peer has room. epoll reports a hang-up whatever the mask, so the socket
+         * leaves epoll until then (update_mask adds it back). */
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+        s->detached = 1;
+        s->mask = 0;
       }
     }
     pthread_mutex_lock(&r->lock);
@@ -384,33 +448,66 @@ static void stop_relay(void *arg) {
     free(t->side[1].pending);
     free(t);
   }
+  for (struct command *c = r->commands, *next; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
   close(r->epfd);
   close(r->wakefd);
+  pthread_mutex_destroy(&r->lock);
+  free(r->slots);
+  free(r->generations);
+  free(r->free_slots);
+  free(r->to_free);
+  free(r);
 }
 
-/* start(onClosed(id, reason, errno)): starts the relay thread of this environment. */
+/* Undoes a start that failed half-way. */
+static napi_value start_failed(napi_env env, struct relay *r, const char *message) {
+  if (r->tsfn != NULL) napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->wakefd >= 0) close(r->wakefd);
+  pthread_mutex_destroy(&r->lock);
+  free(r);
+  return throw_error(env, message);
+}
+
+/* start(onClosed(id, reason, errno), lingerMs): starts the relay thread of this environment. */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_error(env, "start(onClosed)");
+  if (argc < 2) return throw_error(env, "start(onClosed, lingerMs)");
   if (get_relay(env) != NULL) return throw_error(env, "the relay is already started");
+  int64_t linger = 0;
+  if (napi_get_value_int64(env, argv[1], &linger) != napi_ok || linger < 0 || linger > 3600000) {
+    return throw_error(env, "lingerMs must be 0 to 3600000");
+  }
   struct relay *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_error(env, "out of memory");
+  r->linger_ms = linger;
   pthread_mutex_init(&r->lock, NULL);
   r->epfd = epoll_create1(EPOLL_CLOEXEC);
   r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (r->epfd < 0 || r->wakefd < 0) return throw_error(env, "epoll/eventfd failed");
   struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-  epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev);
+  if (r->epfd < 0 || r->wakefd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) != 0) {
+    return start_failed(env, r, "epoll/eventfd failed");
+  }
   napi_value name;
   napi_create_string_utf8(env, "herald_relay", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &r->tsfn) != napi_ok) {
-    return throw_error(env, "onClosed must be a function");
+    r->tsfn = NULL;
+    return start_failed(env, r, "onClosed must be a function");
   }
   /* The relay never keeps the process alive: the balancer's own server does while it runs. */
   napi_unref_threadsafe_function(env, r->tsfn);
-  if (pthread_create(&r->thread, NULL, run, r) != 0) return throw_error(env, "could not start the relay thread");
+  /* Signals are for Node's own thread: the relay thread starts with all of them blocked. */
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  int created = pthread_create(&r->thread, NULL, run, r);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  if (created != 0) return start_failed(env, r, "could not start the relay thread");
   r->running = 1;
   napi_set_instance_data(env, r, NULL, NULL);
   napi_add_env_cleanup_hook(env, stop_relay, r);
@@ -474,6 +571,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   }
   armed->kind = ARM;
   armed->tunnel = t;
+  t->first_end = -1;
   for (int i = 0; i < 2; i++) {
     t->side[i].tunnel = t;
     t->side[i].index = i;
@@ -494,17 +592,17 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&r->lock);
   if (r->nfree == 0) {
     uint32_t grown = r->nslots ? r->nslots * 2 : 1024;
-    struct tunnel **slots = realloc(r->slots, grown * sizeof *slots);
-    uint32_t *gens = slots ? realloc(r->generations, grown * sizeof *gens) : NULL;
-    uint32_t *free_slots = gens ? realloc(r->free_slots, grown * sizeof *free_slots) : NULL;
+    struct tunnel **slots = grown <= SLOT_MASK ? realloc(r->slots, grown * sizeof *slots) : NULL;
     if (slots) r->slots = slots;
+    uint32_t *gens = slots ? realloc(r->generations, grown * sizeof *gens) : NULL;
     if (gens) r->generations = gens;
-    if (free_slots == NULL || grown > SLOT_MASK) {
+    uint32_t *free_slots = gens ? realloc(r->free_slots, grown * sizeof *free_slots) : NULL;
+    if (free_slots) r->free_slots = free_slots;
+    if (free_slots == NULL) {
       pthread_mutex_unlock(&r->lock);
       discard(t, armed);
-      return throw_error(env, "out of memory");
+      return throw_error(env, grown > SLOT_MASK ? "too many tunnels" : "out of memory");
     }
-    r->free_slots = free_slots;
     for (uint32_t i = grown; i > r->nslots; i--) {
       r->slots[i - 1] = NULL;
       r->generations[i - 1] = 0;
@@ -533,7 +631,9 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   double id;
+  /* Ids are integers below 2^52 (generation << 24 | slot); anything else names no tunnel. */
   if (argc < 1 || napi_get_value_double(env, argv[0], &id) != napi_ok) return throw_error(env, "close(id)");
+  if (!(id >= 0 && id < 4503599627370496.0) || id != (double)(uint64_t)id) return NULL;
   struct command *c = malloc(sizeof *c);
   if (c == NULL) return throw_error(env, "out of memory");
   c->kind = CLOSE;

@@ -27,6 +27,8 @@ export const STATUS_PATH = '/balancer/status';
 
 /** Pace of the shutdown: tunnels are closed in this many batches per second. */
 const DRAIN_TICK_MS = 100;
+/** At shutdown, how long to wait for the relay to report the last tunnels closed. */
+const TUNNEL_REPORT_WAIT_MS = 2000;
 
 /**
  * The sticky balancer: an HTTP server that proxies plain requests and WebSocket upgrades to
@@ -208,13 +210,17 @@ export class Balancer {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
       this.server.closeIdleConnections();
     }
-    // Relayed tunnels close on the relay's thread and report back shortly after.
+    // Relayed tunnels close on the relay's thread and report back shortly after; the timer
+    // (ref'd) keeps the process up for those reports, and bounds the wait should one not come.
+    let timer: NodeJS.Timeout | undefined;
     const gone = new Promise<void>((resolve) => {
       this.tunnelsGone = resolve;
+      timer = setTimeout(resolve, TUNNEL_REPORT_WAIT_MS);
       if (this.tunnels.size === 0) resolve();
     });
     for (const tunnel of this.tunnels) tunnel.destroy();
     await gone;
+    clearTimeout(timer);
     this.server.closeAllConnections();
     for (const socket of this.clients) socket.destroy();
     await stopped;

@@ -28,12 +28,19 @@ export interface Relay {
 
 /** The C addon (native/relay.c). */
 interface Binding {
-  start(onClosed: (id: number, reason: number, errno: number) => void): void;
+  start(onClosed: (id: number, reason: number, errno: number) => void, lingerMs: number): void;
   add(clientFd: number, workerFd: number, toClient: Buffer | undefined, toWorker: Buffer | undefined): number;
   close(id: number): void;
 }
 
 const ENDS: readonly RelayEnd[] = ['client', 'worker', 'closed'];
+
+/**
+ * After one side of a relayed tunnel ends, how long the other may still send before both are
+ * closed: its end is passed on as a FIN behind the bytes already relayed, and its own answer (a
+ * WebSocket close frame, say) still goes through meanwhile. Same as the pipes' grace.
+ */
+export const HALF_CLOSE_LINGER_MS = 1000;
 
 let loaded: { relay: Relay } | { error: string } | undefined;
 
@@ -54,11 +61,23 @@ function load(): { relay: Relay } | { error: string } {
     return { error: (error as Error).message.split('\n', 1)[0]! };
   }
   const callbacks = new Map<number, RelayClosed>();
-  binding.start((id, reason, errno) => {
-    const onClosed = callbacks.get(id);
-    callbacks.delete(id);
-    onClosed?.(ENDS[reason] ?? 'closed', errno);
-  });
+  try {
+    binding.start((id, reason, errno) => {
+      const onClosed = callbacks.get(id);
+      callbacks.delete(id);
+      try {
+        onClosed?.(ENDS[reason] ?? 'closed', errno);
+      } catch (error) {
+        // N-API would only warn about it; a bug here must surface like any other uncaught error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }, HALF_CLOSE_LINGER_MS);
+  } catch (error) {
+    // No thread, epoll or eventfd for it (descriptor or process limits): the pipes take over.
+    return { error: `the relay thread did not start: ${(error as Error).message}` };
+  }
   return {
     relay: {
       add(client, worker, toClient, toWorker, onClosed) {

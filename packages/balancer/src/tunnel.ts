@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Worker } from './worker-pool.js';
 import { destroyLater, rejectUpgrade } from './http-responses.js';
 import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';
-import type { Relay, RelayEnd } from './relay.js';
+import { HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd } from './relay.js';
 
 /** What a tunnel needs from the balancer. */
 export interface TunnelContext {
@@ -47,6 +47,8 @@ export class Tunnel {
   private timer: NodeJS.Timeout | undefined;
   private responded = false;
   private relayId: number | undefined;
+  /** Set at the hand-over: from then on only the relay's report releases the tunnel. */
+  private handedOver = false;
 
   /**
    * @param req - the upgrade request (X-Forwarded headers already set)
@@ -134,7 +136,7 @@ export class Tunnel {
       // The worker went away (closed, crashed, killed): flush what it sent, then drop the client.
       if (this.phase === 'closed' || this.phase === 'relayed') return;
       this.client.end();
-      destroyLater(this.client);
+      destroyLater(this.client, HALF_CLOSE_LINGER_MS);
     });
     if (this.phase === 'closed') {
       socket.destroy();
@@ -157,7 +159,8 @@ export class Tunnel {
     const upstream = this.upstream!;
     if (this.phase !== 'open' || client.destroyed || upstream.destroyed) return;
     if (client.writableLength > 0 || upstream.writableLength > 0) {
-      (client.writableLength > 0 ? client : upstream).once('drain', () => this.handOver(relay));
+      // Writes complete in order, so an empty write's callback means everything before it left.
+      (client.writableLength > 0 ? client : upstream).write(EMPTY, () => this.handOver(relay));
       return;
     }
     client.unpipe(upstream);
@@ -174,6 +177,7 @@ export class Tunnel {
       return;
     }
     this.phase = 'relayed';
+    this.handedOver = true;
     client.destroy();
     upstream.destroy();
   }
@@ -208,7 +212,7 @@ export class Tunnel {
 
   private onProxyError(error: Error): void {
     const worker = this.worker;
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.phase === 'relayed') return;
     if (this.phase === 'open') {
       // Mid-stream failure (ECONNRESET from a killed worker, …): this connection ends, others don't.
       this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address, err: errorCode(error) }, 'tunnel failed');
@@ -240,8 +244,9 @@ export class Tunnel {
   }
 
   private onClientClose(): void {
-    // A relayed tunnel's Node socket closes at the hand-over; the relay reports the real end.
-    if (this.phase === 'relayed') return;
+    // A relayed tunnel's Node socket closes at the hand-over; the relay reports the real end
+    // (possibly before this event: the two arrive through different libuv phases).
+    if (this.handedOver) return;
     this.phase = 'closed';
     clearTimeout(this.timer);
     this.pending?.destroy();
