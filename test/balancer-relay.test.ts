@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { nativeRelay, type Relay, type RelayEnd } from '@herald/balancer';
-import { eventually } from './helpers/index.js';
+import { connectedPair, eventually } from './helpers/index.js';
 
 /** Two connected TCP pairs on loopback; the middle sockets are what a balancer would hold. */
 interface Pairs {
@@ -14,19 +14,6 @@ interface Pairs {
   /** The balancer's socket towards the worker, and the test's worker end. */
   workerSide: net.Socket;
   worker: net.Socket;
-}
-
-async function connectedPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const dialed = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await once(dialed, 'connect');
-  const [socket] = await accepted;
-  server.close();
-  for (const s of [dialed, socket]) s.on('error', () => undefined);
-  return [dialed, socket];
 }
 
 async function pairs(): Promise<Pairs> {

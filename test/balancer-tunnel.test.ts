@@ -4,7 +4,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import net from 'node:net';
 import pino from 'pino';
 import { Tunnel, type Relay, type RelayClosed, type TunnelContext, type Worker } from '@herald/balancer';
-import { eventually } from './helpers/index.js';
+import { connectedPair, eventually } from './helpers/index.js';
 
 /**
  * The hand-over of `Tunnel` to a relay, with a scripted relay behind the `Relay` interface: the
@@ -12,19 +12,6 @@ import { eventually } from './helpers/index.js';
  * relay out of descriptors) cannot be caused on demand with the native one, whose own behaviour
  * is tested in balancer-relay.test.ts and, through real balancers, in balancer-robustness.
  */
-
-async function connectedPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const dialed = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await once(dialed, 'connect');
-  const [socket] = await accepted;
-  server.close();
-  for (const s of [dialed, socket]) s.on('error', () => undefined);
-  return [dialed, socket];
-}
 
 interface Added {
   toClient: Buffer | undefined;

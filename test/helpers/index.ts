@@ -9,3 +9,4 @@ export * from './broker-recorder.js';
 export * from './cluster.js';
 export * from './raw-ws.js';
 export * from './tokens.js';
+export * from './socket-pair.js';
