@@ -14,7 +14,10 @@ export interface TunnelContext {
   markDown(worker: Worker, reason: string): void;
   /** Something odd happened with the worker (refused upgrade, reset): check its health now. */
   checkSoon(worker: Worker): void;
-  /** The tunnel's client socket has closed; every counter is released here and only here. */
+  /**
+   * The tunnel has ended — its client socket closed or, once handed over, the relay reported the
+   * end; called exactly once per tunnel, and every counter is released here and only here.
+   */
   closed(tunnel: Tunnel): void;
   /** Where open tunnels are handed over; undefined = bytes stay on http-proxy's stream pipes. */
   readonly relay: Relay | undefined;
@@ -33,7 +36,8 @@ let nextId = 1;
  * then the worker socket. It exists to fix what `http-proxy` leaves open (it `end()`s sockets
  * instead of destroying them and never aborts the upstream request when the client goes away):
  * whichever side closes or fails, both sockets are destroyed and every counter is released once,
- * on the client socket's `close`.
+ * on the client socket's `close`. Once open, it hands its sockets to the native relay when there
+ * is one (see `handOver`); the relay's end report then takes the place of that `close`.
  */
 export class Tunnel {
   /** Process-unique id, for logs. */
@@ -151,8 +155,8 @@ export class Tunnel {
   /**
    * Moves an open tunnel's bytes off the Node sockets to the relay: unpipes, takes what the
    * sockets had already read, hands both descriptors over and destroys the Node sockets. A
-   * socket still flushing a write is waited for (`drain`); if the relay cannot take the tunnel
-   * (too many open files), the tunnel stays on the stream pipes.
+   * socket still flushing a write (the 101 to a client that is slow to read) is waited for; if
+   * the relay cannot take the tunnel (too many open files), the tunnel stays on the stream pipes.
    */
   private handOver(relay: Relay): void {
     const { client } = this;
