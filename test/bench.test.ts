@@ -97,7 +97,7 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(row(rows, 'herald-balancer (js)').ratio?.to).to.equal('nginx');
   });
 
-  it('--quick leaves the explanatory proxy rows out unless --targets names them', async () => {
+  it('--quick leaves the explanatory rows (proxy: bare http-proxy and js; conns: Socket.IO) out unless --targets names them', async () => {
     const quick = { ...tiny('proxy'), quick: true };
     expect((await runBench({ ...quick, targets: ['nginx', 'herald-balancer'] }, quiet)).rows.map((r) => r.target)).to.deep.equal([
       'nginx',
@@ -105,5 +105,8 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
       'herald-balancer (js)',
     ]);
     expect((await runBench(quick, quiet)).rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx', 'herald-balancer']);
+    const conns = { ...tiny('conns'), quick: true };
+    expect((await runBench(conns, quiet)).rows.map((r) => r.target)).to.deep.equal(['ws (bare)', 'herald']);
+    expect((await runBench({ ...conns, targets: ['socket.io'] }, quiet)).rows.map((r) => r.target)).to.deep.equal(['socket.io']);
   });
 });

@@ -131,6 +131,15 @@ export function parseOptions(argv: string[]): BenchOptions {
   };
 }
 
+/**
+ * Whether `--quick` leaves out a row that explains a result rather than decides a target (the
+ * bare http-proxy hop, the balancer's js data plane, Socket.IO's memory), to stay under two
+ * minutes. `--targets` naming it brings it back.
+ */
+export function quickSkips(opts: BenchOptions): boolean {
+  return opts.quick && opts.targets.length === 0;
+}
+
 /** Whether target `name` is selected by `--targets`. */
 export function selected(opts: BenchOptions, name: string): boolean {
   return opts.targets.length === 0 || opts.targets.some((t) => name.startsWith(t));

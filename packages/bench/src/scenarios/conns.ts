@@ -1,7 +1,7 @@
 import { AgentPool, split } from '../agent-pool.js';
 import type { OpenResult, Proto } from '../agent/protocol.js';
 import type { Context } from '../context.js';
-import { selected } from '../options.js';
+import { quickSkips, selected } from '../options.js';
 import { measured } from '../measure.js';
 import { ratio, skippedRow, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
@@ -29,6 +29,8 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
   ];
   for (const [name, proto, start] of targets) {
     if (!selected(opts, name)) continue;
+    // Socket.IO's memory is context, not the target (Herald vs bare ws): not in --quick.
+    if (proto === 'socketio' && quickSkips(opts)) continue;
     let dep: Deployment;
     try {
       dep = await start();

@@ -1,6 +1,6 @@
 import { AgentPool } from '../agent-pool.js';
 import type { Context } from '../context.js';
-import { selected } from '../options.js';
+import { quickSkips, selected } from '../options.js';
 import { ratio, skippedRow, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startBalancer, startHerald, startHttpProxy, startNginx } from '../servers/launch.js';
@@ -9,7 +9,7 @@ import { runEchoLoad } from './echo-run.js';
 
 /** Target of issue 7: echo through herald-balancer ≥ 0.9× the same through nginx. */
 export const PROXY_GOAL = 0.9;
-/** Rows that explain the result rather than decide it: left out of `--quick` unless asked for by `--targets`. */
+/** Rows that explain the result rather than decide it (see {@link quickSkips}). */
 const EXPLANATORY = ['http-proxy (bare)', 'herald-balancer (js)'];
 
 /**
@@ -38,7 +38,7 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
     ];
     for (const [name, start] of proxies) {
       if (!selected(opts, name)) continue;
-      if (opts.quick && opts.targets.length === 0 && EXPLANATORY.includes(name)) continue;
+      if (EXPLANATORY.includes(name) && quickSkips(opts)) continue;
       let proxy: Deployment;
       try {
         proxy = await start();
