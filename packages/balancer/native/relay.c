@@ -1,6 +1,6 @@
 /*
  * herald_relay: moves the bytes of established WebSocket tunnels between two TCP sockets on a
- * thread of its own, with plain read/send on an epoll loop (what nginx does for an upgraded
+ * thread of its own, with plain recv/send on an epoll loop (what nginx does for an upgraded
  * connection), so a message crossing the balancer costs two system calls and no JavaScript.
  *
  * JavaScript keeps the handshake, the choice of worker, the counters and the logs; once a
