@@ -3,10 +3,10 @@ import type { OpenResult, Proto } from '../agent/protocol.js';
 import type { Context } from '../context.js';
 import { quickSkips, selected } from '../options.js';
 import { measured } from '../measure.js';
-import { ratio, skippedRow, type Row } from '../result.js';
+import { ratio, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startHerald, startSocketIo, startWsBaseline } from '../servers/launch.js';
-import { SkipError } from '../skip-error.js';
+import { startOrSkip } from '../skip-error.js';
 
 /** Target of issue 7: Herald's RSS per idle subscribed connection ≤ 1.3× the bare ws server's. */
 export const CONNS_GOAL = 1.3;
@@ -31,14 +31,8 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
     if (!selected(opts, name)) continue;
     // Socket.IO's memory is context, not the target (Herald vs bare ws): not in --quick.
     if (proto === 'socketio' && quickSkips(opts)) continue;
-    let dep: Deployment;
-    try {
-      dep = await start();
-    } catch (err) {
-      if (!(err instanceof SkipError)) throw err;
-      rows.push(skippedRow('conns', name, err.message));
-      continue;
-    }
+    const dep = await startOrSkip(ctx, 'conns', name, rows, start);
+    if (!dep) continue;
     const pool = new AgentPool(agents);
     try {
       const server = dep.procs[0]!;

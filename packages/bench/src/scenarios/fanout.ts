@@ -4,10 +4,10 @@ import type { Context } from '../context.js';
 import { selected } from '../options.js';
 import { Histogram } from '../histogram.js';
 import { measured } from '../measure.js';
-import { ratio, skippedRow, type Row } from '../result.js';
+import { ratio, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startHerald, startRedis, startSocketIo, startWsBaseline } from '../servers/launch.js';
-import { SkipError } from '../skip-error.js';
+import { startOrSkip } from '../skip-error.js';
 
 /** Target of issue 7: Herald's best passing publish rate ≥ 3× Socket.IO's. */
 export const FANOUT_GOAL = 3;
@@ -58,15 +58,8 @@ export async function fanoutScenario(ctx: Context): Promise<Row[]> {
     ];
     for (const [name, proto, start] of targets) {
       if (!selected(ctx.opts, name)) continue;
-      let dep: Deployment;
-      try {
-        dep = await start();
-      } catch (err) {
-        if (!(err instanceof SkipError)) throw err;
-        ctx.progress(`fanout: ${name}: SKIPPED: ${err.message}`);
-        rows.push(skippedRow('fanout', name, err.message));
-        continue;
-      }
+      const dep = await startOrSkip(ctx, 'fanout', name, rows, start);
+      if (!dep) continue;
       try {
         rows.push(await runTarget(ctx, `${name}${opts.workers > 1 ? ` ×${opts.workers}` : ''}`, proto, dep, redis?.proc.pids() ?? []));
       } finally {

@@ -1,10 +1,10 @@
 import { AgentPool } from '../agent-pool.js';
 import type { Context } from '../context.js';
 import { quickSkips, selected } from '../options.js';
-import { ratio, skippedRow, type Row } from '../result.js';
+import { ratio, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startBalancer, startHerald, startHttpProxy, startNginx } from '../servers/launch.js';
-import { SkipError } from '../skip-error.js';
+import { startOrSkip } from '../skip-error.js';
 import { runEchoLoad } from './echo-run.js';
 
 /** Target of issue 7: echo through herald-balancer ≥ 0.9× the same through nginx. */
@@ -39,15 +39,8 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
     for (const [name, start] of proxies) {
       if (!selected(opts, name)) continue;
       if (EXPLANATORY.includes(name) && quickSkips(opts)) continue;
-      let proxy: Deployment;
-      try {
-        proxy = await start();
-      } catch (err) {
-        if (!(err instanceof SkipError)) throw err;
-        ctx.progress(`proxy: ${name}: SKIPPED: ${err.message}`);
-        rows.push(skippedRow('proxy', name, err.message));
-        continue;
-      }
+      const proxy = await startOrSkip(ctx, 'proxy', name, rows, start);
+      if (!proxy) continue;
       try {
         const base = proxy.wsBases[0]!;
         rows.push(await runEchoLoad(ctx, pool, 'proxy', name, (i) => `${base}/echo?sid=${i}`, { server: () => workers.pids(), proxy: () => proxy.pids() }));
