@@ -50,9 +50,8 @@ export class Tunnel {
   private upstream: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private responded = false;
+  /** The relay's id, once handed over: from then on only the relay's report releases the tunnel. */
   private relayId: number | undefined;
-  /** Set at the hand-over: from then on only the relay's report releases the tunnel. */
-  private handedOver = false;
 
   /**
    * @param req - the upgrade request (X-Forwarded headers already set)
@@ -181,7 +180,6 @@ export class Tunnel {
       return;
     }
     this.phase = 'relayed';
-    this.handedOver = true;
     client.destroy();
     upstream.destroy();
   }
@@ -250,7 +248,7 @@ export class Tunnel {
   private onClientClose(): void {
     // A relayed tunnel's Node socket closes at the hand-over; the relay reports the real end
     // (possibly before this event: the two arrive through different libuv phases).
-    if (this.handedOver) return;
+    if (this.relayId !== undefined) return;
     this.phase = 'closed';
     clearTimeout(this.timer);
     this.pending?.destroy();
