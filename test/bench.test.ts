@@ -97,6 +97,15 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(row(rows, 'herald-balancer (js)').ratio?.to).to.equal('nginx');
   });
 
+  it('--quick shortens windows and rate steps but keeps the conns scenario at 10,000 connections', () => {
+    const quick = parseOptions(['--quick']);
+    const full = parseOptions([]);
+    expect(quick.durationMs).to.be.lessThan(full.durationMs);
+    expect(quick.stepMs).to.be.lessThan(full.stepMs);
+    expect(quick.idleConns).to.equal(10_000);
+    expect(full.idleConns).to.equal(10_000);
+  });
+
   it('--quick leaves the explanatory rows (proxy: bare http-proxy and js; conns: Socket.IO) out unless --targets names them', async () => {
     const quick = { ...tiny('proxy'), quick: true };
     expect((await runBench({ ...quick, targets: ['nginx', 'herald-balancer'] }, quiet)).rows.map((r) => r.target)).to.deep.equal([
