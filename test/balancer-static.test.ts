@@ -189,12 +189,12 @@ describe('balancer (static list, 3 workers)', function () {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     const first = await get(b.port, '/readyz?sid=x');
     expect(first.status).to.equal(502);
-    expect(first.body).to.include({ error: 'bad_gateway' });
+    expect(first.body.error).to.include({ code: 'bad_gateway' });
     // Passive marking took that worker out; the others go the same way on their first failure.
     for (let i = 0; i < 10 && (await b.status()).healthy > 0; i++) await get(b.port, `/readyz?sid=y${i}`);
     const last = await get(b.port, '/readyz?sid=x');
     expect(last.status).to.equal(503);
-    expect(last.body).to.include({ error: 'no_worker' });
+    expect(last.body.error).to.include({ code: 'no_worker' });
     const ws = (await TestClient.connect(`${b.wsUrl}/ws?sid=x`).catch((e: unknown) => e)) as { status?: number };
     expect(ws.status).to.equal(503);
     expect(b.child.proc.exitCode).to.equal(null);

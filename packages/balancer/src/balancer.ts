@@ -1,4 +1,4 @@
-import { redactUrl, type Logger, clientAddress, IpConnectionLimit, ConfigError } from '@herald/shared';
+import { redactUrl, type Logger, clientAddress, IpConnectionLimit, ConfigError, destroyLater, rejectUpgrade, sendError } from '@herald/shared';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +13,6 @@ import { rankWorkers } from './rendezvous.js';
 import { setForwardedHeaders } from './forwarded-headers.js';
 import { formatSticky, stickyKey } from './sticky-key.js';
 import { Tunnel, type TunnelContext } from './tunnel.js';
-import { destroyLater, rejectUpgrade, sendError } from './http-responses.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
 import { nativeRelay, type Relay } from './relay.js';

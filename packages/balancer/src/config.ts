@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, TrustedProxies } from '@herald/shared';
+import { SharedEnv, TrustedProxies, envInt, parseEnv } from '@herald/shared';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
 
@@ -53,34 +53,31 @@ export interface BalancerConfig {
   readonly logLevel: string;
 }
 
-const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const int = (min: number, max: number, fallback: number) => envInt(min, max).default(fallback);
 
 const schema = z
   .object({
-    PORT: int(0, 65535, 8080),
-    HOST: z.string().min(1).default('0.0.0.0'),
+    PORT: SharedEnv.PORT,
+    HOST: SharedEnv.HOST,
     HERALD_WORKERS: z.string().default(''),
-    REDIS_URL: z
-      .string()
-      .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
-      .optional(),
-    HERALD_REDIS_PREFIX: z.string().default('herald:'),
+    REDIS_URL: SharedEnv.REDIS_URL,
+    HERALD_REDIS_PREFIX: SharedEnv.HERALD_REDIS_PREFIX,
     HERALD_DISCOVERY_INTERVAL_MS: int(50, 3_600_000, 1000),
     HERALD_STICKY: z.string().default('query:sid'),
-    HERALD_TRUSTED_PROXIES: z.string().default(''),
+    HERALD_TRUSTED_PROXIES: SharedEnv.HERALD_TRUSTED_PROXIES,
     HERALD_HEALTH_PATH: z.string().startsWith('/').default('/readyz'),
     HERALD_HEALTH_INTERVAL_MS: int(100, 3_600_000, 1000),
     HERALD_HEALTH_TIMEOUT_MS: int(10, 600_000, 1000),
     HERALD_HEALTH_RISE: int(1, 100, 2),
     HERALD_HEALTH_FALL: int(1, 100, 2),
-    HERALD_MAX_CONNECTIONS_PER_IP: int(0, 10_000_000, 1000),
-    HERALD_MAX_CONNECTIONS: int(1, 10_000_000, 10_000),
+    HERALD_MAX_CONNECTIONS_PER_IP: SharedEnv.HERALD_MAX_CONNECTIONS_PER_IP.default(1000),
+    HERALD_MAX_CONNECTIONS: SharedEnv.HERALD_MAX_CONNECTIONS.default(10_000),
     HERALD_RETRIES: int(0, 100, 2),
-    HERALD_HANDSHAKE_TIMEOUT_MS: int(100, 600_000, 10_000),
+    HERALD_HANDSHAKE_TIMEOUT_MS: SharedEnv.HERALD_HANDSHAKE_TIMEOUT_MS,
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
-    HERALD_DRAIN_MS: int(0, 3_600_000, 10_000),
+    HERALD_DRAIN_MS: SharedEnv.HERALD_DRAIN_MS,
     HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: SharedEnv.LOG_LEVEL,
   })
   .transform((env, ctx) => {
     const fail = (path: string, message: string) => {
@@ -106,16 +103,8 @@ const schema = z
     } catch (error) {
       return fail('HERALD_STICKY', (error as Error).message);
     }
-    let trustedProxies: TrustedProxies;
-    try {
-      trustedProxies = new TrustedProxies(
-        env.HERALD_TRUSTED_PROXIES.split(',')
-          .map((p) => p.trim())
-          .filter((p) => p !== ''),
-      );
-    } catch (error) {
-      return fail('HERALD_TRUSTED_PROXIES', (error as Error).message);
-    }
+    // Validated by the shared rule already: constructing cannot throw here.
+    const trustedProxies = new TrustedProxies(env.HERALD_TRUSTED_PROXIES);
     const config: BalancerConfig = {
       port: env.PORT,
       host: env.HOST,
@@ -152,10 +141,5 @@ const schema = z
  * @throws ConfigError listing every invalid variable
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BalancerConfig {
-  const present: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') present[key] = value;
-  const result = schema.safeParse(present);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => `${issue.path.join('.') || 'config'}: ${issue.message}`);
-  throw new ConfigError(`invalid balancer configuration:\n  ${lines.join('\n  ')}`);
+  return parseEnv(schema, env, 'invalid balancer configuration');
 }

@@ -12,7 +12,6 @@ export type { Discovery, DiscoveredWorker } from './discovery.js';
 export { StaticDiscovery } from './static-discovery.js';
 export { RedisDiscovery, type RedisDiscoveryOptions } from './redis-discovery.js';
 export { Tunnel, type TunnelContext } from './tunnel.js';
-export { sendError, rejectUpgrade, destroyLater, type BalancerErrorCode } from './http-responses.js';
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
 export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';
 export { nativeRelay, type Relay, type RelayEnd, type RelayClosed } from './relay.js';

@@ -1,8 +1,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '@herald/shared';
+import { destroyLater, rejectUpgrade, type Logger } from '@herald/shared';
 import type { Worker } from './worker-pool.js';
-import { destroyLater, rejectUpgrade } from './http-responses.js';
 import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';
 import { HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd } from './relay.js';
 

@@ -79,3 +79,29 @@ export const ErrorCode = {
 
 /** An error code from {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * Codes of HTTP refusals, in the one JSON error body `{"error":{"code","message"}}` that the worker
+ * (API, upgrades) and the balancer send. They include every {@link ErrorCode} (the API answers with
+ * those) plus the codes only an HTTP hop can give.
+ */
+export const HttpErrorCode = {
+  ...ErrorCode,
+  /** 503: the balancer has no healthy worker for the request. */
+  NoWorker: 'no_worker',
+  /** 502: the chosen worker failed (connection refused or reset). */
+  BadGateway: 'bad_gateway',
+  /** 504: the chosen worker did not answer in time. */
+  GatewayTimeout: 'gateway_timeout',
+  /** 429: the per-address connection cap is reached (`HERALD_MAX_CONNECTIONS_PER_IP`). */
+  TooManyConnections: 'too_many_connections',
+  /** 503: the process is at its total connection cap (`HERALD_MAX_CONNECTIONS`). */
+  OverCapacity: 'over_capacity',
+  /** 503: the process drains or shuts down; retry elsewhere (`Retry-After` when known). */
+  ShuttingDown: 'shutting_down',
+  /** 408: the request headers did not arrive within the handshake timeout. */
+  RequestTimeout: 'request_timeout',
+} as const;
+
+/** An error code of an HTTP refusal, from {@link HttpErrorCode}. */
+export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];

@@ -8,6 +8,7 @@ import type { Metrics } from './metrics.js';
 import { BodyError, readJsonBody, sendJson } from './http-util.js';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 import { USER_ID_RE } from './identity.js';
+import { sendError } from '@herald/shared';
 
 /** What the HTTP API needs from its worker. */
 export interface ApiDeps {
@@ -31,10 +32,6 @@ function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
   return m !== null && timingSafeEqual(digest(m[1]!.trim()), digest(apiKey));
 }
 
-function apiError(res: ServerResponse, status: number, code: string, message: string): void {
-  sendJson(res, status, { error: { code, message } });
-}
-
 /**
  * The HTTP API under `/api/`: `POST /api/publish`, `GET /api/presence`, `POST /api/disconnect`.
  * Returns false when `pathname` is not an API route.
@@ -43,11 +40,11 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
   const route = `${req.method} ${url.pathname}`;
   if (!['POST /api/publish', 'GET /api/presence', 'POST /api/disconnect'].includes(route)) {
     if (!url.pathname.startsWith('/api/')) return false;
-    apiError(res, 404, ErrorCode.NotFound, `no route ${route}`);
+    sendError(res, 404, ErrorCode.NotFound, `no route ${route}`);
     return true;
   }
   if (!authorized(req, deps.apiKey)) {
-    sendJson(res, 401, { error: { code: ErrorCode.Unauthorized, message: 'missing or wrong API key' } }, { 'www-authenticate': 'Bearer' });
+    sendError(res, 401, ErrorCode.Unauthorized, 'missing or wrong API key', { 'www-authenticate': 'Bearer' });
     return true;
   }
   try {
@@ -55,8 +52,8 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
       case 'POST /api/publish': {
         const body = await readJsonBody(req, deps.maxBodyBytes);
         const { channel, data } = (body ?? {}) as { channel?: unknown; data?: unknown };
-        if (!isValidChannel(channel)) return apiError(res, 400, ErrorCode.BadRequest, 'invalid or missing "channel"'), true;
-        if (data === undefined) return apiError(res, 400, ErrorCode.BadRequest, '"data" is required'), true;
+        if (!isValidChannel(channel)) return sendError(res, 400, ErrorCode.BadRequest, 'invalid or missing "channel"'), true;
+        if (data === undefined) return sendError(res, 400, ErrorCode.BadRequest, '"data" is required'), true;
         const ns = deps.namespaces.forChannel(channel);
         deps.metrics.publishes.inc({ origin: 'api' });
         const position = await deps.broker.publish(
@@ -68,22 +65,22 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
       }
       case 'GET /api/presence': {
         const channel = url.searchParams.get('channel');
-        if (!isValidChannel(channel)) return apiError(res, 400, ErrorCode.BadRequest, 'invalid or missing ?channel='), true;
+        if (!isValidChannel(channel)) return sendError(res, 400, ErrorCode.BadRequest, 'invalid or missing ?channel='), true;
         sendJson(res, 200, { channel, members: await deps.presence.members(channel) });
         return true;
       }
       default: {
         const body = await readJsonBody(req, deps.maxBodyBytes);
         const { user } = (body ?? {}) as { user?: unknown };
-        if (typeof user !== 'string' || !USER_ID_RE.test(user)) return apiError(res, 400, ErrorCode.BadRequest, 'invalid or missing "user"'), true;
+        if (typeof user !== 'string' || !USER_ID_RE.test(user)) return sendError(res, 400, ErrorCode.BadRequest, 'invalid or missing "user"'), true;
         await deps.broker.command({ kind: 'disconnect', user });
         sendJson(res, 200, { user, code: CloseCode.Policy });
         return true;
       }
     }
   } catch (err) {
-    if (err instanceof BodyError) apiError(res, err.status, err.status === 413 ? ErrorCode.TooLarge : ErrorCode.BadRequest, err.message);
-    else if (err instanceof BrokerUnavailableError) apiError(res, 503, ErrorCode.Unavailable, err.message);
+    if (err instanceof BodyError) sendError(res, err.status, err.status === 413 ? ErrorCode.TooLarge : ErrorCode.BadRequest, err.message);
+    else if (err instanceof BrokerUnavailableError) sendError(res, 503, ErrorCode.Unavailable, err.message);
     else throw err;
     return true;
   }

@@ -3,59 +3,55 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
-import { ConfigError, TrustedProxies } from '@herald/shared';
+import { ConfigError, SharedEnv, envBool, envInt, envList, formatIssues, parseEnv } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
 
-const list = z.string().transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
-
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /** Environment variables read by the worker, with their defaults. */
 const EnvSchema = z.object({
-  PORT: int(0, 65535).default(8080),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: SharedEnv.PORT,
+  HOST: SharedEnv.HOST,
   NODE_ID: z.string().regex(/^[A-Za-z0-9_.\-]{1,64}$/, 'NODE_ID must be 1-64 characters of [A-Za-z0-9_.-]').optional(),
-  REDIS_URL: z.string().url().optional(),
-  HERALD_REDIS_PREFIX: z.string().min(1).default('herald:'),
+  REDIS_URL: SharedEnv.REDIS_URL,
+  HERALD_REDIS_PREFIX: SharedEnv.HERALD_REDIS_PREFIX,
   HERALD_ADVERTISE: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'HERALD_ADVERTISE must be host:port').optional(),
-  HERALD_LEASE_MS: int(1000).default(10_000),
-  HERALD_REDIS_COMMAND_TIMEOUT_MS: int(100).default(2000),
-  HERALD_REDIS_PROBE_MS: int(100).default(1000),
-  HERALD_MAX_MESSAGE_BYTES: int(128, 256 * 1024 * 1024).default(65_536),
-  HERALD_HEARTBEAT_MS: int(100).default(25_000),
-  HERALD_DRAIN_MS: int(0).default(10_000),
-  HERALD_SEND_BUFFER_BYTES: int(1024).default(1024 * 1024),
-  HERALD_HANDSHAKE_TIMEOUT_MS: int(100).default(10_000),
-  HERALD_MAX_CONNECTIONS: int(1).default(20_000),
+  HERALD_LEASE_MS: envInt(1000).default(10_000),
+  HERALD_REDIS_COMMAND_TIMEOUT_MS: envInt(100).default(2000),
+  HERALD_REDIS_PROBE_MS: envInt(100).default(1000),
+  HERALD_MAX_MESSAGE_BYTES: envInt(128, 256 * 1024 * 1024).default(65_536),
+  HERALD_HEARTBEAT_MS: envInt(100).default(25_000),
+  HERALD_DRAIN_MS: SharedEnv.HERALD_DRAIN_MS,
+  HERALD_SEND_BUFFER_BYTES: envInt(1024).default(1024 * 1024),
+  HERALD_HANDSHAKE_TIMEOUT_MS: SharedEnv.HERALD_HANDSHAKE_TIMEOUT_MS,
+  HERALD_MAX_CONNECTIONS: SharedEnv.HERALD_MAX_CONNECTIONS.default(20_000),
   HERALD_CONFIG: z.string().min(1).optional(),
-  HERALD_PER_MESSAGE_DEFLATE: bool.default(false),
+  HERALD_PER_MESSAGE_DEFLATE: envBool.default(false),
   HERALD_AUTH: z.enum(['none', 'optional', 'required']).default('none'),
   HERALD_JWT_SECRET: z.string().min(32, 'HERALD_JWT_SECRET must be at least 32 bytes').optional(),
   HERALD_JWT_PUBLIC_KEY: z.string().min(1).optional(),
   HERALD_JWKS_FILE: z.string().min(1).optional(),
-  HERALD_JWT_CLOCK_TOLERANCE_MS: int(0, 3_600_000).default(1000),
+  HERALD_JWT_CLOCK_TOLERANCE_MS: envInt(0, 3_600_000).default(1000),
   HERALD_JWT_ISSUER: z.string().min(1).optional(),
   HERALD_JWT_AUDIENCE: z.string().min(1).optional(),
-  HERALD_AUTH_TIMEOUT_MS: int(100).default(5000),
-  HERALD_ALLOWED_ORIGINS: list
+  HERALD_AUTH_TIMEOUT_MS: envInt(100).default(5000),
+  HERALD_ALLOWED_ORIGINS: envList
     .refine((l) => l.every((o) => normalizeOrigin(o) !== undefined), 'HERALD_ALLOWED_ORIGINS must be a comma-separated list of scheme://host[:port]')
     .optional(),
-  HERALD_RATE_FRAMES_PER_S: int(0).default(DEFAULT_RATE_LIMITS.framesPerSec),
-  HERALD_RATE_FRAMES_BURST: int(1).default(DEFAULT_RATE_LIMITS.framesBurst),
-  HERALD_RATE_BYTES_PER_S: int(0).default(DEFAULT_RATE_LIMITS.bytesPerSec),
-  HERALD_RATE_BYTES_BURST: int(1).default(DEFAULT_RATE_LIMITS.bytesBurst),
-  HERALD_RATE_ERRORS_PER_S: int(0).default(DEFAULT_RATE_LIMITS.errorsPerSec),
-  HERALD_RATE_ERRORS_BURST: int(1).default(DEFAULT_RATE_LIMITS.errorsBurst),
-  HERALD_RATE_MAX_REFUSED: int(0).default(DEFAULT_RATE_LIMITS.maxRefused),
-  HERALD_MAX_CONNECTIONS_PER_IP: int(0).default(0),
-  HERALD_TRUSTED_PROXIES: list.optional(),
-  HERALD_MAX_UPGRADES_PER_S: int(0).default(1000),
-  HERALD_MAX_FRAGMENTS: int(1).default(1024),
-  HERALD_MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16_384),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HERALD_RATE_FRAMES_PER_S: envInt(0).default(DEFAULT_RATE_LIMITS.framesPerSec),
+  HERALD_RATE_FRAMES_BURST: envInt(1).default(DEFAULT_RATE_LIMITS.framesBurst),
+  HERALD_RATE_BYTES_PER_S: envInt(0).default(DEFAULT_RATE_LIMITS.bytesPerSec),
+  HERALD_RATE_BYTES_BURST: envInt(1).default(DEFAULT_RATE_LIMITS.bytesBurst),
+  HERALD_RATE_ERRORS_PER_S: envInt(0).default(DEFAULT_RATE_LIMITS.errorsPerSec),
+  HERALD_RATE_ERRORS_BURST: envInt(1).default(DEFAULT_RATE_LIMITS.errorsBurst),
+  HERALD_RATE_MAX_REFUSED: envInt(0).default(DEFAULT_RATE_LIMITS.maxRefused),
+  HERALD_MAX_CONNECTIONS_PER_IP: SharedEnv.HERALD_MAX_CONNECTIONS_PER_IP.default(0),
+  HERALD_TRUSTED_PROXIES: SharedEnv.HERALD_TRUSTED_PROXIES,
+  HERALD_MAX_UPGRADES_PER_S: envInt(0).default(1000),
+  HERALD_MAX_FRAGMENTS: envInt(1).default(1024),
+  HERALD_MAX_HEADER_BYTES: envInt(1024, 1024 * 1024).default(16_384),
+  LOG_LEVEL: SharedEnv.LOG_LEVEL,
 });
 
 /** Contents of the `HERALD_CONFIG` JSON file. */
@@ -136,23 +132,12 @@ export interface WorkerConfig {
   maxHeaderBytes: number;
 }
 
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-}
-
 /**
  * Reads and validates the worker configuration from environment variables.
  * @throws ConfigError naming every invalid variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error)}`);
-  const e = parsed.data;
-  try {
-    new TrustedProxies(e.HERALD_TRUSTED_PROXIES ?? []);
-  } catch (err) {
-    throw new ConfigError(`invalid environment: HERALD_TRUSTED_PROXIES: ${(err as Error).message}`);
-  }
+  const e = parseEnv(EnvSchema, env);
   let namespaces: WorkerConfig['namespaces'] = {};
   if (e.HERALD_CONFIG) {
     let raw: unknown;
@@ -196,7 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
       maxRefused: e.HERALD_RATE_MAX_REFUSED,
     },
     maxConnectionsPerIp: e.HERALD_MAX_CONNECTIONS_PER_IP,
-    trustedProxies: e.HERALD_TRUSTED_PROXIES ?? [],
+    trustedProxies: e.HERALD_TRUSTED_PROXIES,
     maxUpgradesPerSec: e.HERALD_MAX_UPGRADES_PER_S,
     maxFragments: e.HERALD_MAX_FRAGMENTS,
     maxHeaderBytes: e.HERALD_MAX_HEADER_BYTES,

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCode } from '@herald/protocol';
+import { CloseCode, ErrorCode, HttpErrorCode } from '@herald/protocol';
 import type { Broker } from './broker.js';
 import type { History } from './history.js';
 import type { Presence } from './presence.js';
@@ -23,8 +23,8 @@ import { OriginPolicy } from './origin.js';
 import { TokenBucket } from './rate-limit.js';
 import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
-import { rejectUpgrade, sendJson } from './http-util.js';
-import { IpConnectionLimit, clientAddress, createLogger, redactUrl, TrustedProxies, type Logger } from '@herald/shared';
+import { sendJson } from './http-util.js';
+import { IpConnectionLimit, clientAddress, createLogger, redactUrl, rejectUpgrade, sendError, TrustedProxies, type Logger } from '@herald/shared';
 
 /** Options of a {@link HeraldWorker}; every field has a default. */
 export interface WorkerOptions {
@@ -191,8 +191,7 @@ export class HeraldWorker {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((err) => {
       this.log.error({ err, url: redactUrl(req.url) }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
-      else res.destroy();
+      sendError(res, 500, ErrorCode.Internal, 'internal error');
     });
   }
 
@@ -221,15 +220,16 @@ export class HeraldWorker {
       }
       if (served) return;
     }
-    sendJson(res, 404, { error: { code: 'not_found', message: 'not found' } });
+    sendError(res, 404, ErrorCode.NotFound, 'not found');
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     // Garbage before the upgrade, oversized or slow headers: answer if we can, then drop.
     this.log.debug({ code: err.code }, 'client error');
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    rejectUpgrade(socket, status, 'bad request');
+    if (err.code === 'HPE_HEADER_OVERFLOW') rejectUpgrade(socket, 431, HttpErrorCode.TooLarge, 'request headers too large');
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectUpgrade(socket, 408, HttpErrorCode.RequestTimeout, 'request headers too slow');
+    else rejectUpgrade(socket, 400, HttpErrorCode.BadRequest, 'bad request');
   }
 
   // ---- upgrades ----------------------------------------------------------
@@ -241,41 +241,41 @@ export class HeraldWorker {
     socket.on('error', this.onUpgradeSocketError);
     this.upgrade(req, socket, head).catch((err) => {
       this.log.error({ err, url: path }, 'upgrade failed');
-      rejectUpgrade(socket, 500, 'internal error');
+      rejectUpgrade(socket, 500, HttpErrorCode.Internal, 'internal error');
     });
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/ws' && url.pathname !== '/echo') return rejectUpgrade(socket, 404, 'no WebSocket endpoint here');
-    if (this.draining) return rejectUpgrade(socket, 503, 'draining', { 'Retry-After': '1' });
+    if (url.pathname !== '/ws' && url.pathname !== '/echo') return rejectUpgrade(socket, 404, HttpErrorCode.NotFound, 'no WebSocket endpoint here');
+    if (this.draining) return rejectUpgrade(socket, 503, HttpErrorCode.ShuttingDown, 'draining', { 'Retry-After': '1' });
     // Cheap checks first: a refused upgrade costs no token verification.
     if (!this.origins.allows(req.headers.origin)) {
       this.log.debug({ origin: String(req.headers.origin).slice(0, 200) }, 'upgrade refused: origin not allowed');
-      return rejectUpgrade(socket, 403, 'origin not allowed');
+      return rejectUpgrade(socket, 403, HttpErrorCode.Forbidden, 'origin not allowed');
     }
-    if (!this.upgrades.take()) return rejectUpgrade(socket, 503, 'too many upgrades, retry', { 'Retry-After': '1' });
+    if (!this.upgrades.take()) return rejectUpgrade(socket, 503, HttpErrorCode.RateLimited, 'too many upgrades, retry', { 'Retry-After': '1' });
     if (this.sockets.size >= this.opts.maxConnections) {
-      return rejectUpgrade(socket, 503, 'too many connections', { 'Retry-After': '5' });
+      return rejectUpgrade(socket, 503, HttpErrorCode.OverCapacity, 'too many connections', { 'Retry-After': '5' });
     }
     if (this.ipLimit.max > 0) {
       // Without a cap there is nothing to count (and no closure to keep per connection).
       const ip = clientAddress(req, this.trusted);
-      if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, 'too many connections from this address', { 'Retry-After': '5' });
+      if (!this.ipLimit.acquire(ip)) return rejectUpgrade(socket, 429, HttpErrorCode.TooManyConnections, 'too many connections from this address', { 'Retry-After': '5' });
       // The slot is held until the TCP connection ends, whatever happens in between.
       socket.once('close', () => this.ipLimit.release(ip));
     }
     const auth = await this.authenticator.fromRequest(req, url);
     if (!auth.ok) {
       this.log.debug({ url: redactUrl(req.url), status: auth.status, reason: auth.message }, 'upgrade refused');
-      if (!auth.closeAfterUpgrade || socket.destroyed) return rejectUpgrade(socket, auth.status, auth.message, auth.headers);
+      if (!auth.closeAfterUpgrade || socket.destroyed) return rejectUpgrade(socket, auth.status, auth.status === 401 ? HttpErrorCode.Unauthorized : HttpErrorCode.BadRequest, auth.message, auth.headers);
       const reason = auth.message.slice(0, 120); // a close reason holds at most 123 bytes
       return this.wss.handleUpgrade(req, socket, head, (ws) => closeWithGrace(ws, CloseCode.Unauthorized, reason, this.limits.closeGraceMs));
     }
     if (socket.destroyed) return;
     if (url.pathname === '/echo') {
       // /echo has no frames to authenticate with: in mode `required` its token must come with the upgrade.
-      if (auth.awaitingAuth) return rejectUpgrade(socket, 401, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
+      if (auth.awaitingAuth) return rejectUpgrade(socket, 401, HttpErrorCode.Unauthorized, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.track(ws);
         handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, closeGraceMs: this.limits.closeGraceMs, log: this.log, metrics: this.metrics });

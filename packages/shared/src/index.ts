@@ -4,3 +4,5 @@ export * from './client-address.js';
 export * from './ip-limit.js';
 export * from './redis-keys.js';
 export * from './node-record.js';
+export * from './http-error.js';
+export * from './env.js';

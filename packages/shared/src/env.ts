@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { ConfigError } from './errors/config-error.js';
+import { TrustedProxies } from './client-address.js';
+
+/**
+ * An integer variable within `[min, max]` (decimal; `1.5`, `x` and out-of-range values fail).
+ *
+ * @param min - smallest accepted value
+ * @param max - largest accepted value. @default Number.MAX_SAFE_INTEGER
+ */
+export const envInt = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * A duration in milliseconds within `[min, max]`; the same rule as {@link envInt}, named for intent.
+ *
+ * @param min - shortest accepted duration, ms
+ * @param max - longest accepted duration, ms. @default 3600000 (one hour)
+ */
+export const envMs = (min: number, max = 3_600_000) => envInt(min, max);
+
+/** A boolean variable: `true`/`false`/`1`/`0`. */
+export const envBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/** A comma-separated list; entries are trimmed and empty ones dropped. */
+export const envList = z.string().transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
+
+/**
+ * One rule per variable name that both the worker and the balancer read, so a value means the
+ * same in both (docs: README "Configuration"). A bin adds `.default(…)` where its default
+ * differs (`HERALD_MAX_CONNECTIONS`, `HERALD_MAX_CONNECTIONS_PER_IP`).
+ */
+export const SharedEnv = {
+  /** Listening port; 0 picks a free one. @default 8080 */
+  PORT: envInt(0, 65535).default(8080),
+  /** Listening address. @default "0.0.0.0" */
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Redis URL, `redis://` or `rediss://` (TLS) only; unset = no Redis. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s]*$/, 'expected a redis:// or rediss:// URL')
+    .refine((v) => URL.canParse(v), 'not a valid URL')
+    .optional(),
+  /** Prefix of every Redis key and channel. @default "herald:" */
+  HERALD_REDIS_PREFIX: z.string().min(1).default('herald:'),
+  /** Peers whose `X-Forwarded-For` is believed: addresses, CIDRs, `loopback`, `private`. @default [] */
+  HERALD_TRUSTED_PROXIES: envList
+    .superRefine((entries, ctx) => {
+      try {
+        new TrustedProxies(entries);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .default([]),
+  /** Time a graceful shutdown may take (SIGTERM), ms. @default 10000 */
+  HERALD_DRAIN_MS: envMs(0).default(10_000),
+  /** Time a client (or a worker, at the balancer) has to complete an upgrade, ms. @default 10000 */
+  HERALD_HANDSHAKE_TIMEOUT_MS: envMs(100, 600_000).default(10_000),
+  /** Open WebSocket connections the process accepts in total (no default here: each bin has its own). */
+  HERALD_MAX_CONNECTIONS: envInt(1, 10_000_000),
+  /** Open WebSocket connections per client address; 0 = no cap (no default here: each bin has its own). */
+  HERALD_MAX_CONNECTIONS_PER_IP: envInt(0, 10_000_000),
+  /** pino log level. @default "info" */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+} as const;
+
+/**
+ * Validates `env` with `schema`. Empty variables count as unset (compose files and pm2 ecosystems
+ * often pass `VAR=`).
+ *
+ * @param schema - a zod schema of the variables
+ * @param env - the environment. @default process.env
+ * @param title - first words of the error message. @default "invalid environment"
+ * @returns the parsed values
+ * @throws ConfigError naming every invalid variable at once: `<title>: VAR: why; VAR2: why`
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env, title = 'invalid environment'): z.output<S> {
+  const present: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') present[key] = value;
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  throw new ConfigError(`${title}: ${formatIssues(result.error)}`);
+}
+
+/**
+ * @param error - a zod error
+ * @returns its issues as `path: message`, joined by `; `
+ */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
