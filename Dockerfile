@@ -2,7 +2,7 @@
 #   docker build -t herald .
 #   docker run -p 8080:8080 herald                      # one worker, embedded broker
 FROM node:20-bookworm-slim AS build
-# The balancer's native relay (packages/balancer/native) is compiled by node-gyp against the
+# The balancer's native relay (packages/relay/native, @herald/relay) is compiled by node-gyp against the
 # image's own Node headers; without these tools it falls back to Node's stream pipes.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 ENV npm_config_nodedir=/usr/local

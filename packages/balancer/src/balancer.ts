@@ -1,4 +1,4 @@
-import { redactUrl, type Logger, clientAddress, IpConnectionLimit, ConfigError, destroyLater, rejectUpgrade, sendError } from '@herald/shared';
+import { redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater, rejectUpgrade, sendError } from '@herald/shared';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +15,7 @@ import { formatSticky, stickyKey } from './sticky-key.js';
 import { Tunnel, type TunnelContext } from './tunnel.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
-import { nativeRelay, type Relay } from './relay.js';
+import type { Relay } from './data-plane.js';
 
 /** Path of the balancer's own status endpoint (never proxied). */
 export const STATUS_PATH = '/balancer/status';
@@ -58,10 +58,12 @@ export class Balancer {
   /**
    * @param config - validated configuration (see {@link loadConfig})
    * @param logger - pino logger
+   * @param relay - the native data plane ({@link loadRelay}); undefined keeps tunnels on stream pipes. @default undefined
    */
   constructor(
     private readonly config: BalancerConfig,
     private readonly logger: Logger,
+    relay?: Relay,
   ) {
     this.pool = new WorkerPool({ rise: config.healthRise, fall: config.healthFall }, (change) => {
       const level = change.to === 'healthy' ? 'info' : 'warn';
@@ -91,7 +93,7 @@ export class Balancer {
       proxyRes.headers['set-cookie'] = [...prior, cookie];
     });
 
-    this.relay = pickRelay(config.relay, logger);
+    this.relay = relay;
     this.tunnelContext = {
       relay: this.relay,
       proxyWs: (req, socket, head, worker, onError) =>
@@ -350,22 +352,6 @@ export class Balancer {
     this.tunnelBySocket.set(socket, tunnel);
     tunnel.start();
   }
-}
-
-/** The data plane for `HERALD_RELAY` (logged once, so an operator sees which one runs). */
-function pickRelay(choice: BalancerConfig['relay'], logger: Logger): Relay | undefined {
-  if (choice === 'js') {
-    logger.info({ relay: 'js' }, 'tunnels stay on stream pipes (HERALD_RELAY=js)');
-    return undefined;
-  }
-  const native = nativeRelay();
-  if ('relay' in native) {
-    logger.info({ relay: 'native' }, 'open tunnels move to the native relay');
-    return native.relay;
-  }
-  if (choice === 'native') throw new ConfigError(`HERALD_RELAY=native, but the native relay is not available: ${native.error}`);
-  logger.warn({ relay: 'js', reason: native.error }, 'native relay not built; tunnels stay on stream pipes');
-  return undefined;
 }
 
 function targetUrl(worker: Worker): string {

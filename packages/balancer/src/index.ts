@@ -14,4 +14,4 @@ export { RedisDiscovery, type RedisDiscoveryOptions } from './redis-discovery.js
 export { Tunnel, type TunnelContext } from './tunnel.js';
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
 export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';
-export { nativeRelay, type Relay, type RelayEnd, type RelayClosed } from './relay.js';
+export { loadRelay, HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd, type RelayClosed } from './data-plane.js';

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { destroyLater, rejectUpgrade, type Logger } from '@herald/shared';
 import type { Worker } from './worker-pool.js';
 import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';
-import { HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd } from './relay.js';
+import { HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd } from './data-plane.js';
 
 /** What a tunnel needs from the balancer. */
 export interface TunnelContext {

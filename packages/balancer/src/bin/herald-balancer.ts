@@ -2,6 +2,7 @@
 import { loadConfig } from '../config.js';
 import { ConfigError, createLogger } from '@herald/shared';
 import { Balancer } from '../balancer.js';
+import { loadRelay } from '../data-plane.js';
 
 let config;
 try {
@@ -15,7 +16,7 @@ try {
 const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
 let balancer: Balancer;
 try {
-  balancer = new Balancer(config, logger);
+  balancer = new Balancer(config, logger, await loadRelay(config.relay, logger));
 } catch (error) {
   // HERALD_RELAY=native without the native relay built.
   if (!(error instanceof ConfigError)) throw error;

@@ -18,7 +18,7 @@ const mtime = (file) => statSync(file).mtimeMs;
 if (existsSync(output) && sources.every((source) => mtime(source) <= mtime(output))) process.exit(0);
 
 function skip(reason) {
-  console.warn(`@herald/balancer: native relay not built (${reason}); herald-balancer will relay tunnels in JavaScript`);
+  console.warn(`@herald/relay: native relay not built (${reason}); herald-balancer will relay tunnels in JavaScript`);
   process.exit(0);
 }
 

@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
+import nodeGypBuild from 'node-gyp-build';
 
 /** Which side ended a relayed tunnel: a socket reached end-of-stream or failed, or `close()` was called. */
 export type RelayEnd = 'client' | 'worker' | 'closed';
@@ -38,25 +39,40 @@ const ENDS: readonly RelayEnd[] = ['client', 'worker', 'closed'];
 /**
  * After one side of a relayed tunnel ends, how long the other may still send before both are
  * closed: its end is passed on as a FIN behind the bytes already relayed, and its own answer (a
- * WebSocket close frame, say) still goes through meanwhile. Same as the pipes' grace.
+ * WebSocket close frame, say) still goes through meanwhile. Same as the balancer's pipes' grace.
  */
 export const HALF_CLOSE_LINGER_MS = 1000;
 
+/** Options of {@link nativeRelay}. */
+export interface NativeRelayOptions {
+  /** Half-close grace, ms (see {@link HALF_CLOSE_LINGER_MS}). @default 1000 */
+  lingerMs?: number;
+}
+
 let loaded: { relay: Relay } | { error: string } | undefined;
+
+/** The package root, where node-gyp-build looks for `prebuilds/<platform>-<arch>/` and `build/Release/`. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * The native relay of this process, started on first use, or why it is unavailable (not built:
- * no compiler when installing, not Linux, …).
+ * no compiler when installing, not Linux, …). Options count on the first call only: the relay
+ * thread is one per process.
+ *
+ * @param options - relay options
+ * @returns the relay, or the reason it is unavailable
  */
-export function nativeRelay(): { relay: Relay } | { error: string } {
-  loaded ??= load();
+export function nativeRelay(options: NativeRelayOptions = {}): { relay: Relay } | { error: string } {
+  loaded ??= load(options.lingerMs ?? HALF_CLOSE_LINGER_MS);
   return loaded;
 }
 
-function load(): { relay: Relay } | { error: string } {
+function load(lingerMs: number): { relay: Relay } | { error: string } {
+  if (process.platform !== 'linux') return { error: `${process.platform} is not supported, Linux only` };
   let binding: Binding;
   try {
-    binding = createRequire(import.meta.url)('../build/Release/herald_relay.node') as Binding;
+    // The ecosystem's lookup (as bufferutil does): a prebuilt binary for this platform/ABI, else the local build.
+    binding = nodeGypBuild(ROOT) as Binding;
   } catch (error) {
     return { error: (error as Error).message.split('\n', 1)[0]! };
   }
@@ -73,7 +89,7 @@ function load(): { relay: Relay } | { error: string } {
           throw error;
         });
       }
-    }, HALF_CLOSE_LINGER_MS);
+    }, lingerMs);
   } catch (error) {
     // No thread, epoll or eventfd for it (descriptor or process limits): the pipes take over.
     return { error: `the relay thread did not start: ${(error as Error).message}` };
@@ -81,7 +97,7 @@ function load(): { relay: Relay } | { error: string } {
   return {
     relay: {
       add(client, worker, toClient, toWorker, onClosed) {
-        const id = binding.add(fdOf(client), fdOf(worker), toClient, toWorker);
+        const id = binding.add(socketFd(client), socketFd(worker), toClient, toWorker);
         callbacks.set(id, onClosed);
         return id;
       },
@@ -90,8 +106,17 @@ function load(): { relay: Relay } | { error: string } {
   };
 }
 
-/** The descriptor of a connected TCP socket (`-1` when it has none: destroyed, not a TCP handle). */
-function fdOf(socket: Socket): number {
+/**
+ * The descriptor of a connected TCP socket (`-1` when it has none: destroyed, not a TCP handle).
+ *
+ * The one private Node field this package reads: `net.Socket` has no public API for its file
+ * descriptor (only `new net.Socket({ fd })` goes the other way). `_handle.fd` is libuv's stream
+ * fd, checked against Node 20.19 and 22; `test/balancer-relay.test.ts` fails if it disappears.
+ *
+ * @param socket - a connected TCP socket
+ * @returns its descriptor, or -1
+ */
+export function socketFd(socket: Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === 'number' ? fd : -1;
 }
