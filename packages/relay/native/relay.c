@@ -64,6 +64,8 @@ struct tunnel {
   int first_end;      /* the reason of the first end-of-stream; -1 while none */
   int64_t deadline;   /* half-closed: close both by then (CLOCK_MONOTONIC, ms) */
   struct tunnel *prev, *next; /* in the linger list while half-closed */
+  struct tunnel *free_next;   /* in the to-free list once closed */
+  struct closed_event *event; /* the end report, allocated up front so closing never allocates */
 };
 
 /* Work for the relay thread: every epoll registration and every close happens there, so the
@@ -97,10 +99,10 @@ struct relay {
   uint32_t nfree;
   struct command *commands; /* newest first */
   int stopping;
+  int failed; /* errno of a failed epoll_wait: the thread closed every tunnel and stopped */
   /* data thread only */
   struct tunnel *linger_head, *linger_tail; /* half-closed tunnels, oldest deadline first */
-  struct tunnel **to_free;
-  size_t nto_free, cap_to_free;
+  struct tunnel *to_free;                   /* closed tunnels, freed after the current batch */
   char buffer[READ_SIZE];
 };
 
@@ -132,9 +134,9 @@ static void update_mask(struct relay *r, struct side *s) {
 }
 
 static void notify(struct relay *r, struct tunnel *t, int reason, int error) {
-  struct closed_event *e = malloc(sizeof *e);
-  /* Without the report JavaScript would never release the tunnel's counters. */
-  if (e == NULL) abort();
+  /* Allocated with the tunnel: without the report JavaScript would never release its counters. */
+  struct closed_event *e = t->event;
+  t->event = NULL;
   e->id = tunnel_id(t);
   e->reason = reason;
   e->error = error;
@@ -160,29 +162,28 @@ static void close_tunnel(struct relay *r, struct tunnel *t, int reason, int erro
     close(t->side[i].fd);
   }
   notify(r, t, reason, error);
-  if (r->nto_free == r->cap_to_free) {
-    size_t cap = r->cap_to_free ? r->cap_to_free * 2 : 64;
-    struct tunnel **grown = realloc(r->to_free, cap * sizeof *grown);
-    if (grown == NULL) abort(); /* see notify */
-    r->to_free = grown;
-    r->cap_to_free = cap;
-  }
-  r->to_free[r->nto_free++] = t;
+  t->free_next = r->to_free;
+  r->to_free = t;
+}
+
+static void free_tunnel(struct tunnel *t) {
+  free(t->side[0].pending);
+  free(t->side[1].pending);
+  free(t->event);
+  free(t);
 }
 
 static void free_closed(struct relay *r) {
-  if (r->nto_free == 0) return;
+  if (r->to_free == NULL) return;
   pthread_mutex_lock(&r->lock);
-  for (size_t i = 0; i < r->nto_free; i++) {
-    struct tunnel *t = r->to_free[i];
+  for (struct tunnel *t = r->to_free, *next; t != NULL; t = next) {
+    next = t->free_next;
     r->slots[t->slot] = NULL;
     r->free_slots[r->nfree++] = t->slot;
-    free(t->side[0].pending);
-    free(t->side[1].pending);
-    free(t);
+    free_tunnel(t);
   }
   pthread_mutex_unlock(&r->lock);
-  r->nto_free = 0;
+  r->to_free = NULL;
 }
 
 static int side_reason(const struct side *s) {
@@ -341,6 +342,23 @@ static void run_commands(struct relay *r) {
   }
 }
 
+static void run_commands(struct relay *r);
+
+/* The relay cannot go on: every tunnel is closed with `error` and later adds are refused. */
+static void fail_all(struct relay *r, int error) {
+  pthread_mutex_lock(&r->lock);
+  r->failed = error ? error : EIO;
+  pthread_mutex_unlock(&r->lock);
+  /* Commands queued before `failed` was set (adds are refused after it) are handled first. */
+  run_commands(r);
+  for (uint32_t i = 0; i < r->nslots; i++) {
+    pthread_mutex_lock(&r->lock);
+    struct tunnel *t = r->slots[i];
+    pthread_mutex_unlock(&r->lock);
+    if (t != NULL && !t->closed) close_tunnel(r, t, CLOSED_BY_CALLER, error);
+  }
+}
+
 static void *run(void *arg) {
   struct relay *r = arg;
   struct epoll_event events[MAX_EVENTS];
@@ -352,8 +370,13 @@ static void *run(void *arg) {
     if (r->linger_head != NULL) timeout = (int)(r->linger_head->deadline - now);
     free_closed(r);
     int n = epoll_wait(r->epfd, events, MAX_EVENTS, timeout);
-    /* Only EINTR can happen with a valid epoll descriptor; anything else would strand tunnels. */
-    if (n < 0 && errno != EINTR) abort();
+    if (n < 0 && errno != EINTR) {
+      /* Only EINTR is expected with a valid epoll descriptor. Anything else would strand the
+       * tunnels: close them all (their clients reconnect), refuse new ones (the balancer keeps
+       * those on its stream pipes) and end the thread, instead of taking the process down. */
+      fail_all(r, errno);
+      break;
+    }
     for (int i = 0; i < n; i++) {
       if (events[i].data.ptr == NULL) {
         run_commands(r);
@@ -444,9 +467,7 @@ static void stop_relay(void *arg) {
       close(t->side[0].fd);
       close(t->side[1].fd);
     }
-    free(t->side[0].pending);
-    free(t->side[1].pending);
-    free(t);
+    free_tunnel(t);
   }
   for (struct command *c = r->commands, *next; c != NULL; c = next) {
     next = c->next;
@@ -458,7 +479,6 @@ static void stop_relay(void *arg) {
   free(r->slots);
   free(r->generations);
   free(r->free_slots);
-  free(r->to_free);
   free(r);
 }
 
@@ -547,6 +567,7 @@ static void discard(struct tunnel *t, struct command *armed) {
     if (t->side[i].fd >= 0) close(t->side[i].fd);
     free(t->side[i].pending);
   }
+  free(t->event);
   free(t);
   free(armed);
 }
@@ -565,10 +586,13 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   }
   struct command *armed = malloc(sizeof *armed);
   struct tunnel *t = armed ? calloc(1, sizeof *t) : NULL;
-  if (t == NULL) {
+  struct closed_event *event = t ? malloc(sizeof *event) : NULL;
+  if (event == NULL) {
+    free(t);
     free(armed);
     return throw_error(env, "out of memory");
   }
+  t->event = event;
   armed->kind = ARM;
   armed->tunnel = t;
   t->first_end = -1;
@@ -590,6 +614,11 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     }
   }
   pthread_mutex_lock(&r->lock);
+  if (r->failed) {
+    pthread_mutex_unlock(&r->lock);
+    discard(t, armed);
+    return throw_error(env, "the relay thread has stopped (epoll failed)");
+  }
   if (r->nfree == 0) {
     uint32_t grown = r->nslots ? r->nslots * 2 : 1024;
     struct tunnel **slots = grown <= SLOT_MASK ? realloc(r->slots, grown * sizeof *slots) : NULL;
@@ -614,10 +643,15 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   /* 28 bits of generation keep every id an exact double. */
   t->generation = ++r->generations[t->slot] & 0x0FFFFFFF;
   r->slots[t->slot] = t;
-  pthread_mutex_unlock(&r->lock);
   double id = tunnel_id(t);
-  /* From here on the tunnel belongs to the relay thread. */
-  push_command(r, armed);
+  /* From here on the tunnel belongs to the relay thread. Queued under the same lock as the
+   * `failed` check, so a relay that fails meanwhile still closes (and reports) it. */
+  armed->next = r->commands;
+  r->commands = armed;
+  pthread_mutex_unlock(&r->lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(r->wakefd, &one, sizeof one);
+  (void)ignored;
   napi_value result;
   napi_create_double(env, id, &result);
   return result;
