@@ -7,11 +7,18 @@ FROM node:20-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
+# The manifests first, then `npm ci`, then the sources: a source change reuses the installed
+# dependencies layer. Every workspace's package.json is listed (test/compose.test.ts checks).
 COPY package.json package-lock.json tsconfig.json ./
-COPY packages ./packages
-# Scripts stay off (the root `prepare` would build before the sources are complete); the build
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/client/package.json packages/client/
+COPY packages/server/package.json packages/server/
+COPY packages/balancer/package.json packages/balancer/
+COPY packages/bench/package.json packages/bench/
+# Scripts stay off (the root `prepare` would build before the sources are there); the build
 # runs explicitly below.
 RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY packages ./packages
 RUN npm run build
 RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
