@@ -5,6 +5,7 @@ import { createLogger } from '../logger.js';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
+import { listenFailure } from '../listen-failure.js';
 
 async function main(): Promise<void> {
   let config;
@@ -83,6 +84,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`herald-worker: failed to start: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`herald-worker: ${listenFailure(err) ?? `failed to start: ${(err as Error).stack ?? err}`}\n`);
   process.exit(1);
 });
