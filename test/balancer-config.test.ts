@@ -1,4 +1,4 @@
-import { IpConnectionLimit } from '@herald/server/ip-limit';
+import { IpConnectionLimit } from '@herald/shared';
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';

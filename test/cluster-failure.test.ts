@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { listLiveNodes } from '@herald/server';
+import { listLiveNodes } from '@herald/shared';
 import { TestClient, eventually, freePort, startCluster, startRedis, startWorker, type TestCluster } from './helpers/index.js';
 
 const FAST = { HERALD_LEASE_MS: '2000', HERALD_REDIS_COMMAND_TIMEOUT_MS: '500', HERALD_REDIS_PROBE_MS: '200' };

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { listLiveNodes } from '@herald/server';
+import { listLiveNodes } from '@herald/shared';
 import { TestClient, eventually, startCluster, type TestCluster } from './helpers/index.js';
 
 describe('cluster (redis, 3 workers)', function () {

@@ -8,10 +8,10 @@ import {
   RedisMembership,
   RedisPresence,
   createRedisClients,
-  listLiveNodes,
   type PresenceEvent,
   type RedisCommandClient,
 } from '@herald/server';
+import { listLiveNodes } from '@herald/shared';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
 
 const LEASE = 1000;

@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { IncomingMessage } from 'node:http';
-import { TokenBucket, ConnectionRateLimiter, IpConnectionLimit, clientAddress, TrustedProxies, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import { TokenBucket, ConnectionRateLimiter, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import { IpConnectionLimit, clientAddress, TrustedProxies } from '@herald/shared';
 import { TestClient, startInProcess, startWorker, eventually, upgradeRequest, type WorkerProcess } from './helpers/index.js';
 
 describe('security: rate limiter units', () => {

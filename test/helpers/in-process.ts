@@ -1,4 +1,5 @@
-import { HeraldWorker, createLogger, type WorkerOptions } from '@herald/server';
+import { HeraldWorker, type WorkerOptions } from '@herald/server';
+import { createLogger } from '@herald/shared';
 
 /** Starts an in-process worker on port 0 with a silent logger; stop it with `worker.close()`. */
 export async function startInProcess(options: WorkerOptions = {}): Promise<{ worker: HeraldWorker; port: number; ws: string; http: string }> {

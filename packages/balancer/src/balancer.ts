@@ -1,9 +1,8 @@
-import { redactUrl } from '@herald/server/logger';
+import { redactUrl, type Logger, clientAddress, IpConnectionLimit, ConfigError } from '@herald/shared';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import httpProxy from 'http-proxy';
-import type { Logger } from 'pino';
 import type { BalancerConfig } from './config.js';
 import type { Discovery } from './discovery.js';
 import { StaticDiscovery } from './static-discovery.js';
@@ -11,16 +10,13 @@ import { RedisDiscovery } from './redis-discovery.js';
 import { WorkerPool, type Worker, type WorkerSource } from './worker-pool.js';
 import { HealthChecker } from './health-checker.js';
 import { rankWorkers } from './rendezvous.js';
-import { clientAddress } from '@herald/server/client-address';
 import { setForwardedHeaders } from './forwarded-headers.js';
 import { formatSticky, stickyKey } from './sticky-key.js';
-import { IpConnectionLimit } from '@herald/server/ip-limit';
 import { Tunnel, type TunnelContext } from './tunnel.js';
 import { destroyLater, rejectUpgrade, sendError } from './http-responses.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
 import { nativeRelay, type Relay } from './relay.js';
-import { ConfigError } from '@herald/server/config-error';
 
 /** Path of the balancer's own status endpoint (never proxied). */
 export const STATUS_PATH = '/balancer/status';

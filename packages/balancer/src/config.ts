@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { ConfigError } from '@herald/server/config-error';
+import { ConfigError, TrustedProxies } from '@herald/shared';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
-import { TrustedProxies } from '@herald/server/client-address';
 
 /** The balancer's configuration, normally read from the environment by {@link loadConfig}. */
 export interface BalancerConfig {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { normalizeAddress, type TrustedProxies } from '@herald/server/client-address';
+import { normalizeAddress, type TrustedProxies } from '@herald/shared';
 
 /**
  * Rewrites the `X-Forwarded-*` headers a worker receives: the chain is kept (and extended by the

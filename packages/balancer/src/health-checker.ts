@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { Logger } from 'pino';
+import type { Logger } from '@herald/shared';
 import type { Worker, WorkerPool } from './worker-pool.js';
 
 /** Options of {@link HealthChecker}. */

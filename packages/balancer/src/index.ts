@@ -1,9 +1,9 @@
 export { Balancer, STATUS_PATH } from './balancer.js';
 export { loadConfig, type BalancerConfig } from './config.js';
-export { ConfigError } from '@herald/server/config-error';
+export { ConfigError } from '@herald/shared';
 export { murmur3, weight, rankWorkers, pickWorker } from './rendezvous.js';
 export { parseSticky, formatSticky, stickyKey, readCookie, type StickySource } from './sticky-key.js';
-export { TrustedProxies, clientAddress, normalizeAddress } from '@herald/server/client-address';
+export { TrustedProxies, clientAddress, normalizeAddress } from '@herald/shared';
 export { setForwardedHeaders } from './forwarded-headers.js';
 export { parseWorkerAddress } from './worker-address.js';
 export { WorkerPool, type Worker, type WorkerState, type WorkerSource, type HealthThresholds, type StateChange } from './worker-pool.js';

@@ -1,6 +1,6 @@
-import { listLiveNodes } from '@herald/server/membership';
+import { listLiveNodes } from '@herald/shared';
 import { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '@herald/shared';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
 import { parseWorkerAddress } from './worker-address.js';
 

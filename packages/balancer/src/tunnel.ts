@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '@herald/shared';
 import type { Worker } from './worker-pool.js';
 import { destroyLater, rejectUpgrade } from './http-responses.js';
 import { HandshakeTimeoutError, errorCode, isConnectError } from './upstream-errors.js';

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { ANONYMOUS, USER_ID_RE, type Identity } from './identity.js';
 import { MAX_TOKEN_LENGTH, type TokenVerifier } from './token-verifier.js';
 import { TokenError } from './errors/token-error.js';
-import { ConfigError } from './errors/config-error.js';
+import { ConfigError } from '@herald/shared';
 
 /**
  * How connections authenticate:

@@ -2,7 +2,7 @@ import type { Broker } from './broker.js';
 import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import type { WorkerConfig } from './config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 import { MemoryBroker } from './memory-broker.js';
 import { MemoryPresence } from './memory-presence.js';
 import { createRedisBackends } from './redis-backends.js';

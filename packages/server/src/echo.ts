@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { CloseCode } from '@herald/protocol';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 import { coalesceWrites } from './hub.js';
 import { closeWithGrace } from './close.js';
 import type { Metrics } from './metrics.js';

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { encodeBinaryFrame, encodeServerFrame, type ServerFrame } from '@herald/protocol';
 import type { Broker, ChannelEvent, DirectMessage } from './broker.js';
 import { Interest } from './interest.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 
 /** What the hub needs of a local connection. */
 export interface HubMember {

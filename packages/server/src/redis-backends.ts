@@ -1,6 +1,6 @@
 import type { Backends } from './backends.js';
 import type { WorkerConfig } from './config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 import { RedisBroker } from './redis-broker.js';
 import { createRedisClients } from './redis-client.js';
 import { RedisHistory } from './redis-history.js';

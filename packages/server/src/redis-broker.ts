@@ -1,11 +1,10 @@
 import type { StreamPosition } from '@herald/protocol';
 import type { AdminCommand, Broker, BrokerHandler, ChannelEvent, ChannelMessage, DirectMessage, HistoryPolicy } from './broker.js';
-import type { Logger } from './logger.js';
 import { newEpoch } from './memory-history.js';
 import { toUnavailable, type RedisCommandClient, type RedisSubscriberClient } from './redis-client.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './redis-envelope.js';
 import { APPEND_AND_PUBLISH, appendArgs, type RedisHistory } from './redis-history.js';
-import { RedisKeys } from './redis-keys.js';
+import { RedisKeys, type Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 
 /** Options of {@link RedisBroker}. */

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 
 type Arg = string | Buffer | number;

@@ -3,9 +3,8 @@ import type { ChannelMessage, HistoryPolicy } from './broker.js';
 import type { History, Recovery } from './history.js';
 import { newEpoch } from './memory-history.js';
 import { toUnavailable, type RedisCommandClient } from './redis-client.js';
-import type { Logger } from './logger.js';
 import { decodeEnvelope } from './redis-envelope.js';
-import { RedisKeys } from './redis-keys.js';
+import { RedisKeys, type Logger } from '@herald/shared';
 import { RedisScript } from './redis-script.js';
 
 /** Reads the stream meta hash, creating an empty stream under a fresh epoch when missing. */

@@ -1,18 +1,6 @@
-import type { Logger } from './logger.js';
+import { RedisKeys, type Logger, type NodeRecord } from '@herald/shared';
 import type { RedisCommandClient } from './redis-client.js';
-import { RedisKeys } from './redis-keys.js';
 import { RedisScript } from './redis-script.js';
-
-/** A worker's membership record, `{prefix}node:{id}` (read by the balancer too). */
-export interface NodeRecord {
-  id: string;
-  /** `host:port` where the worker accepts connections. */
-  address: string;
-  /** When the worker started, ms since epoch. */
-  started: number;
-  /** Last lease refresh, ms since epoch (the worker's clock). */
-  heartbeat: number;
-}
 
 /**
  * Extends the lease and rewrites the record. Returns 0 when the lease was current, 1 when it
@@ -134,32 +122,4 @@ export class RedisMembership {
     await this.refreshing?.catch(() => undefined);
     await LEAVE.run(this.client, [this.keys.nodes, this.keys.node(this.nodeId), this.nodeId]);
   }
-}
-
-/** What {@link listLiveNodes} needs of a Redis client (an ioredis `Redis` satisfies it). */
-export interface RedisNodeReader {
-  zrangebyscore(key: string, min: number | string, max: number | string): Promise<string[]>;
-  mget(...keys: string[]): Promise<Array<string | null>>;
-}
-
-/**
- * Live workers: `ZRANGEBYSCORE {prefix}nodes <now> +inf`, then `MGET` of their records,
- * skipping missing or unreadable ones (the balancer reads the same format).
- */
-export async function listLiveNodes(client: RedisNodeReader, prefix = 'herald:', now = Date.now()): Promise<NodeRecord[]> {
-  const keys = new RedisKeys(prefix);
-  const ids = await client.zrangebyscore(keys.nodes, now, '+inf');
-  if (ids.length === 0) return [];
-  const values = await client.mget(...ids.map((id) => keys.node(id)));
-  const out: NodeRecord[] = [];
-  for (const v of values) {
-    if (!v) continue;
-    try {
-      const r = JSON.parse(v) as NodeRecord;
-      if (typeof r.id === 'string' && typeof r.address === 'string') out.push(r);
-    } catch {
-      // A corrupted record is skipped, not fatal: the node rewrites it on its next refresh.
-    }
-  }
-  return out;
 }

@@ -1,9 +1,8 @@
 import type { PresenceMember } from '@herald/protocol';
 import type { PresenceEvent } from './broker.js';
-import type { Logger } from './logger.js';
 import type { Presence } from './presence.js';
 import { toUnavailable, type RedisCommandClient } from './redis-client.js';
-import { RedisKeys } from './redis-keys.js';
+import { RedisKeys, type Logger } from '@herald/shared';
 import type { RedisMembership } from './redis-membership.js';
 import { RedisScript } from './redis-script.js';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';

@@ -22,7 +22,7 @@ import type { Namespaces } from './namespaces.js';
 import type { Identity } from './identity.js';
 import { canPublish, canSubscribe } from './access.js';
 import type { Metrics } from './metrics.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 import { TokenError } from './errors/token-error.js';
 import type { Authenticator } from './auth.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { USER_ID_RE, type Identity } from './identity.js';
 import { TokenError } from './errors/token-error.js';
-import { ConfigError } from './errors/config-error.js';
+import { ConfigError } from '@herald/shared';
 
 /** The signature algorithms Herald accepts. `none` and every other algorithm are refused. */
 export type TokenAlgorithm = 'HS256' | 'RS256' | 'ES256';

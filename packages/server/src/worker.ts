@@ -20,13 +20,11 @@ import { serveStatic } from './static-files.js';
 import { Metrics } from './metrics.js';
 import { Authenticator, selectProtocol } from './auth.js';
 import { OriginPolicy } from './origin.js';
-import { IpConnectionLimit } from './ip-limit.js';
-import { clientAddress, TrustedProxies } from './client-address.js';
 import { TokenBucket } from './rate-limit.js';
 import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
 import { rejectUpgrade, sendJson } from './http-util.js';
-import { createLogger, redactUrl, type Logger } from './logger.js';
+import { IpConnectionLimit, clientAddress, createLogger, redactUrl, TrustedProxies, type Logger } from '@herald/shared';
 
 /** Options of a {@link HeraldWorker}; every field has a default. */
 export interface WorkerOptions {

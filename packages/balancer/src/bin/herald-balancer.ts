@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError } from '@herald/server/config-error';
-import { createLogger } from '@herald/server/logger';
+import { ConfigError, createLogger } from '@herald/shared';
 import { Balancer } from '../balancer.js';
 
 let config;

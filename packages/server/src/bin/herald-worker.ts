@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError } from '../errors/config-error.js';
-import { createLogger } from '../logger.js';
+import { ConfigError, createLogger } from '@herald/shared';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
