@@ -11,6 +11,7 @@ WORKDIR /app
 # dependencies layer. Every workspace's package.json is listed (test/compose.test.ts checks).
 COPY package.json package-lock.json tsconfig.json ./
 COPY packages/protocol/package.json packages/protocol/
+COPY packages/shared/package.json packages/shared/
 COPY packages/client/package.json packages/client/
 COPY packages/server/package.json packages/server/
 COPY packages/balancer/package.json packages/balancer/

@@ -112,6 +112,20 @@ describe('first run (npm install, npm start, npm run dev, port taken, herald-tok
     }
   });
 
+  it('a taken port: herald-balancer ends with one line naming PORT=0 and exits 1', async () => {
+    const { port, server } = await holdPort();
+    try {
+      const bin = join(ROOT, 'packages/balancer/dist/bin/herald-balancer.js');
+      const result = await exec(process.execPath, [bin], { PORT: String(port), HOST: '127.0.0.1', HERALD_WORKERS: '127.0.0.1:9', LOG_LEVEL: 'error' });
+      expect(result.code).to.equal(1);
+      const lines = `${result.stdout}${result.stderr}`.trim().split('\n');
+      expect(lines, lines.join('\n')).to.have.lengthOf(1);
+      expect(lines[0]).to.include(`127.0.0.1:${port}`).and.include('EADDRINUSE').and.include('PORT=0');
+    } finally {
+      server.close();
+    }
+  });
+
   describe('herald-token', () => {
     let worker: WorkerProcess | undefined;
     afterEach(async () => {

@@ -132,7 +132,10 @@ export class Balancer {
     });
     this.server.on('request', (req, res) => this.handleRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head));
-    this.server.on('error', (error) => this.logger.error({ err: errorCode(error) }, 'server error'));
+    // Before it listens, an error (EADDRINUSE) is start()'s rejection, reported once by the bin.
+    this.server.on('error', (error) => {
+      if (this.server.listening) this.logger.error({ err: errorCode(error) }, 'server error');
+    });
   }
 
   /**

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, createLogger } from '@herald/shared';
+import { ConfigError, createLogger, listenFailure } from '@herald/shared';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
-import { listenFailure } from '../listen-failure.js';
 
 async function main(): Promise<void> {
   let config;
