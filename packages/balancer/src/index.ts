@@ -16,3 +16,4 @@ export { sendError, rejectUpgrade, destroyLater, type BalancerErrorCode } from '
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
 export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';
 export { nativeRelay, type Relay, type RelayEnd, type RelayClosed } from './relay.js';
+export * from './ops-page.js';
