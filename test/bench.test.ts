@@ -1,6 +1,9 @@
 import { expect } from 'chai';
-import { availableParallelism } from 'node:os';
-import { runBench, parseOptions, type BenchOptions, type Row } from '@herald/bench';
+import fc from 'fast-check';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBench, parseOptions, compareFanout, formatTable, formatVerdict, ratio, FANOUT_GOAL, type BenchOptions, type Row } from '@herald/bench';
 
 /** Tiny sizes: the point is that every scenario still runs end to end, not the numbers. */
 function tiny(scenario: string, extra: Partial<BenchOptions> = {}): BenchOptions {
@@ -117,5 +120,67 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     const conns = { ...tiny('conns'), quick: true };
     expect((await runBench(conns, quiet)).rows.map((r) => r.target)).to.deep.equal(['ws (bare)', 'herald']);
     expect((await runBench({ ...conns, targets: ['socket.io'] }, quiet)).rows.map((r) => r.target)).to.deep.equal(['socket.io']);
+  });
+
+  it('fanout --plot: writes an SVG of p99 vs publish rate per target beside the JSON', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'herald-bench-plot-'));
+    try {
+      const { rows } = await runBench({ ...tiny('fanout'), plot: true, outDir: out }, { log: () => undefined });
+      const files = readdirSync(out).sort();
+      const json = files.find((f) => /^bench-.*\.json$/.test(f))!;
+      expect(files).to.include.members(['latest.json', 'latest.svg', json.replace(/\.json$/, '.svg')]);
+      const svg = readFileSync(join(out, 'latest.svg'), 'utf8');
+      expect(svg).to.match(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      const series = [...svg.matchAll(/<g class="series" data-target="([^"]+)">\s*<polyline points="([^"]+)"/g)];
+      expect(series.map((m) => m[1])).to.deep.equal(rows.map((r) => r.target));
+      // One point per rate step (20 and 40 msg/s), rising along x.
+      for (const [, target, points] of series) {
+        const xs = points!.split(' ').map((p) => Number(p.split(',')[0]));
+        expect(xs, target).to.have.lengthOf(2);
+        expect(xs[1]!, target).to.be.greaterThan(xs[0]!);
+      }
+      expect(svg).to.include('class="limit"');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bench verdict (unit)', () => {
+  const fanoutRow = (target: string, value: number, maxNoLossRate: number): Row => ({
+    scenario: 'fanout', target, value, unit: 'pub/s', cpu: {}, wall: 1, extra: { maxNoLossRate, steps: [] },
+  });
+
+  it('judges the fan-out goal on the no-loss rate, and the table and the verdict line say the same', () => {
+    // A busy machine: both miss the p99 limit early (50 vs 50 pub/s), the no-loss rates are 16× apart.
+    const rows = [fanoutRow('ws (bare) ×2', 100, 400), fanoutRow('socket.io ×2', 50, 200), fanoutRow('herald ×2', 50, 3200)];
+    compareFanout(rows);
+    const herald = rows[2]!;
+    expect(herald.ratio).to.include({ value: 16, goal: FANOUT_GOAL, met: true, basis: 'no-loss rate', to: 'socket.io ×2' });
+    expect(herald.extra!.p99RateRatio).to.equal(1);
+    const table = formatTable(rows, 2);
+    expect(table).to.include('16.00× socket.io ×2 on no-loss rate (goal ≥3 met)');
+    expect(table).to.not.include('NOT met');
+    expect(formatVerdict(rows)).to.equal('verdict: 1 of 1 goals met — fanout herald ×2 16.00× socket.io ×2 on no-loss rate goal ≥3 met');
+  });
+
+  it('never prints NOT met beside a ratio that meets its goal (or met beside one that does not)', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0.01, max: 100, noNaN: true }), fc.double({ min: 0.01, max: 100, noNaN: true }), fc.double({ min: 0.1, max: 10, noNaN: true }), fc.boolean(), (a, b, goal, higher) => {
+        const r = ratio(a, b, 'base', goal, higher)!;
+        const row: Row = { scenario: 'echo', target: 'herald', value: a, unit: 'msg/s', cpu: {}, wall: 1, ratio: r };
+        const table = formatTable([row], 2);
+        const shown = Number(table.match(/([\d.]+)× base/)![1]);
+        const printedGoal = Number(table.match(/goal [≥≤]([\d.]+)/)![1]);
+        // Read back from the text, as a person reads it.
+        const meets = higher ? shown >= printedGoal : shown <= printedGoal;
+        expect(table.includes('NOT met'), table).to.equal(!meets);
+        expect(formatVerdict([row]).includes('NOT met')).to.equal(!meets);
+      }),
+    );
+  });
+
+  it('has no verdict line when no row has a goal', () => {
+    expect(formatVerdict([fanoutRow('herald ×2', 50, 100)])).to.equal('');
   });
 });

@@ -16,6 +16,7 @@ import { Tunnel, type TunnelContext } from './tunnel.js';
 import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
 import type { Relay } from './data-plane.js';
+import { handleOps, OpsStatsSource } from './ops-page.js';
 
 /** Path of the balancer's own status endpoint (never proxied). */
 export const STATUS_PATH = '/balancer/status';
@@ -44,6 +45,8 @@ export class Balancer {
   private readonly tunnelBySocket = new WeakMap<object, Tunnel>();
   private readonly cookieToSet = new WeakMap<IncomingMessage, string>();
   private readonly clients = new Set<Socket>();
+  /** `/balancer/` and `/balancer/stats`: the workers' /metrics, scraped on demand (ops-page.ts). */
+  private readonly ops = new OpsStatsSource(() => this.status());
   // Plain HTTP to workers reuses connections; idle ones are dropped before the worker's own
   // keep-alive timeout (Node's default 5 s) so a request never races a closing socket.
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4000 });
@@ -133,7 +136,10 @@ export class Balancer {
     });
     this.server.on('request', (req, res) => this.handleRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head));
-    this.server.on('error', (error) => this.logger.error({ err: errorCode(error) }, 'server error'));
+    // Before it listens, an error (EADDRINUSE) is start()'s rejection, reported once by the bin.
+    this.server.on('error', (error) => {
+      if (this.server.listening) this.logger.error({ err: errorCode(error) }, 'server error');
+    });
   }
 
   /**
@@ -253,6 +259,7 @@ export class Balancer {
     req.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'request error'));
     res.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'response error'));
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (handleOps(path, res, this.ops)) return;
     if (path === STATUS_PATH) {
       const body = JSON.stringify(this.status());
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });

@@ -15,3 +15,4 @@ export { Tunnel, type TunnelContext } from './tunnel.js';
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
 export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';
 export { loadRelay, HALF_CLOSE_LINGER_MS, type Relay, type RelayEnd, type RelayClosed } from './data-plane.js';
+export * from './ops-page.js';

@@ -4,6 +4,8 @@ export * from './proc-stats.js';
 export * from './options.js';
 export * from './result.js';
 export * from './report.js';
+export * from './plot.js';
+export { compareFanout, FANOUT_GOAL, type FanoutStep } from './scenarios/fanout.js';
 export * from './run.js';
 export * from './skip-error.js';
 export * from './agent-pool.js';

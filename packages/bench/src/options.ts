@@ -42,6 +42,8 @@ export interface BenchOptions {
   targets: string[];
   /** Directory for the JSON results. @default bench-results */
   outDir: string;
+  /** Also write an SVG of fan-out p99 vs publish rate per target beside the JSON (`--plot`). @default false */
+  plot: boolean;
   /** Logical CPUs of the machine (for saturation notes). */
   cpus: number;
 }
@@ -60,6 +62,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   proxy:  --proxy-workers N (2)
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
+  --plot                also write bench-<time>.svg: fan-out p99 vs publish rate per target
 `;
 
 /** Parses the command line (`--help` prints usage and exits). */
@@ -89,6 +92,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'proxy-workers': { type: 'string' },
       targets: { type: 'string' },
       out: { type: 'string' },
+      plot: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -127,6 +131,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),
     outDir: values.out ?? 'bench-results',
+    plot: values.plot ?? false,
     cpus: availableParallelism(),
   };
 }

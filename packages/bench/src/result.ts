@@ -43,14 +43,20 @@ export interface Ratio {
   /** The issue's target (`≥` when `higherIsBetter`, else `≤`). */
   goal?: number;
   higherIsBetter?: boolean;
+  /** Whether `value` meets `goal`: always computed from this `value`, so the two cannot disagree. */
   met?: boolean;
+  /** What was compared when it is not the row's headline result (fanout: `no-loss rate`). */
+  basis?: string;
 }
 
 /** Builds a ratio `a / b` and checks it against `goal`. */
-export function ratio(a: number, b: number, to: string, goal?: number, higherIsBetter = true): Ratio | undefined {
+export function ratio(a: number, b: number, to: string, goal?: number, higherIsBetter = true, basis?: string): Ratio | undefined {
   if (!(b > 0) || !Number.isFinite(a)) return undefined;
   const value = a / b;
-  return { to, value, goal, higherIsBetter, met: goal === undefined ? undefined : higherIsBetter ? value >= goal : value <= goal };
+  // Judged on the value as printed (two decimals), so "1.00× (goal ≥1 NOT met)" cannot appear.
+  const shown = Math.round(value * 100) / 100;
+  const met = goal === undefined ? undefined : higherIsBetter ? shown >= goal : shown <= goal;
+  return { to, value, goal, higherIsBetter, met, ...(basis ? { basis } : {}) };
 }
 
 /** A row for a target that could not run. */

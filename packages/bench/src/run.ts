@@ -4,7 +4,8 @@ import { loadavg } from 'node:os';
 import type { BenchOptions } from './options.js';
 import type { Context } from './context.js';
 import { skippedRow, type Row } from './result.js';
-import { formatNotes, formatTable, type BenchReport } from './report.js';
+import { fanoutPlot } from './plot.js';
+import { formatNotes, formatTable, formatVerdict, type BenchReport } from './report.js';
 import { echoScenario } from './scenarios/echo.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { connsScenario } from './scenarios/conns.js';
@@ -20,7 +21,8 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
 /**
  * Runs the selected scenarios one after another (a failing one is reported as a row, the
  * others still run), prints the table and, unless `write` is false, writes the JSON file
- * `<outDir>/bench-<time>.json` and `<outDir>/latest.json`.
+ * `<outDir>/bench-<time>.json` and `<outDir>/latest.json` (with `plot`, also `bench-<time>.svg` and
+ * `latest.svg`).
  */
 export async function runBench(opts: BenchOptions, out: { write?: boolean; log?: (line: string) => void } = {}): Promise<BenchReport> {
   const log = out.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -49,6 +51,8 @@ export async function runBench(opts: BenchOptions, out: { write?: boolean; log?:
   report.durationSec = (performance.now() - t0) / 1000;
   log('');
   log(formatTable(report.rows, opts.cpus));
+  const verdict = formatVerdict(report.rows);
+  if (verdict) log(verdict);
   log(formatNotes(report));
   if (out.write !== false) {
     mkdirSync(opts.outDir, { recursive: true });
@@ -57,6 +61,15 @@ export async function runBench(opts: BenchOptions, out: { write?: boolean; log?:
     writeFileSync(file, json);
     writeFileSync(join(opts.outDir, 'latest.json'), json);
     log(`results: ${file} (total ${report.durationSec.toFixed(0)} s)`);
+    const svg = opts.plot ? fanoutPlot(report) : undefined;
+    if (svg) {
+      const plot = file.replace(/\.json$/, '.svg');
+      writeFileSync(plot, svg);
+      writeFileSync(join(opts.outDir, 'latest.svg'), svg);
+      log(`plot: ${plot}`);
+    } else if (opts.plot) {
+      log('plot: nothing to plot (the fanout scenario did not run)');
+    }
   }
   return report;
 }

@@ -146,7 +146,10 @@ export class HeraldWorker {
     this.server.on('request', (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
-    this.server.on('error', (err) => this.log.error({ err }, 'http server error'));
+    // Before it listens, an error (EADDRINUSE, EACCES) is listen()'s rejection, reported once by its caller.
+    this.server.on('error', (err) => {
+      if (this.server.listening) this.log.error({ err }, 'http server error');
+    });
   }
 
   /** True while the worker accepts connections and the broker is available. */

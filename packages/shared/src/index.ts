@@ -6,3 +6,4 @@ export * from './redis-keys.js';
 export * from './node-record.js';
 export * from './http-error.js';
 export * from './env.js';
+export * from './listen-failure.js';

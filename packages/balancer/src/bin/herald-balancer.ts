@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, createLogger } from '@herald/shared';
+import { ConfigError, createLogger, listenFailure } from '@herald/shared';
 import { Balancer } from '../balancer.js';
 import { loadRelay } from '../data-plane.js';
 
@@ -60,7 +60,10 @@ try {
 } catch (error) {
   // After a signal during start-up the shutdown handler owns the exit.
   if (!stopping) {
-    logger.fatal({ err: (error as Error).message }, 'cannot start');
+    // A taken port is a one-line fix for the operator, not a log record.
+    const line = listenFailure(error);
+    if (line) process.stderr.write(`herald-balancer: ${line}\n`);
+    else logger.fatal({ err: (error as Error).message }, 'cannot start');
     process.exit(1);
   }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, createLogger } from '@herald/shared';
+import { ConfigError, createLogger, listenFailure } from '@herald/shared';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
@@ -82,6 +82,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`herald-worker: failed to start: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`herald-worker: ${listenFailure(err) ?? `failed to start: ${(err as Error).stack ?? err}`}\n`);
   process.exit(1);
 });

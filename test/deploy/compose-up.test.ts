@@ -1,0 +1,192 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/wait.js';
+import { TestClient } from '../helpers/ws-client.js';
+import { getStatus, type BalancerStatusBody } from '../helpers/balancer.js';
+import { startDockerd, type Dockerd } from './dockerd.js';
+import { have, ROOT, run, type RunResult } from './exec.js';
+import { ensureStandins } from './standins.js';
+
+/**
+ * `docker compose up --build --scale worker=3` of the repository's own docker-compose.yml and
+ * Dockerfile, unchanged, on a dockerd this suite starts (and stops), with stand-ins for the
+ * registry images (standins.ts). Run by `npm run test:deploy` (not by `npm test`: the first run
+ * debootstraps Debian and builds images, minutes rather than seconds).
+ *
+ * Cache: HERALD_DOCKER_CACHE (default /var/cache/herald-docker) keeps the daemon's data root —
+ * stand-ins, the herald image's layers — between runs.
+ */
+
+const CACHE = process.env.HERALD_DOCKER_CACHE || '/var/cache/herald-docker';
+// Fixed, so a run that died half-way is cleaned up by the next one (`down` before `up`).
+const PROJECT = 'herald-deploy-test';
+
+const say = (line: string) => process.stdout.write(`      ${line}\n`);
+
+/** Image names the compose file pulls and the Dockerfile builds FROM (not the ones it builds). */
+function registryImages(): string[] {
+  const dockerfile = readFileSync(`${ROOT}Dockerfile`, 'utf8');
+  const from = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]!);
+  const compose = readFileSync(`${ROOT}docker-compose.yml`, 'utf8');
+  // A service with `build:` tags what it builds; the others name registry images.
+  const services = compose.split(/\n(?=  [a-z][\w-]*:\n)/).filter((block) => !/^\s+build:/m.test(block));
+  const pulled = services.flatMap((block) => [...block.matchAll(/^\s+image:\s*(\S+)/gm)].map((m) => m[1]!));
+  return [...new Set([...from, ...pulled])];
+}
+
+describe('docker compose up (deploy: dockerd, stand-in images, the repository compose file)', function () {
+  // The first run debootstraps Debian, builds the stand-ins and the image (npm ci, native relay).
+  this.timeout(30 * 60_000);
+
+  let dockerd: Dockerd | undefined;
+  let compose: (args: string[], log?: string, allowFail?: boolean) => Promise<RunResult>;
+  let httpPort: number;
+  let nginxPort: number;
+  const clients: TestClient[] = [];
+
+  const status = (): Promise<BalancerStatusBody> => getStatus(httpPort);
+  const ws = (port: number, sid: string) => TestClient.open(`ws://127.0.0.1:${port}/ws?sid=${encodeURIComponent(sid)}`, { handshakeTimeout: 5000 });
+  const docker = (args: string[]) => run('docker', args, { env: dockerd!.env });
+
+  /** Clients with distinct sids until `count` of them sit on distinct workers. */
+  async function onDistinctWorkers(port: number, count: number, tag: string): Promise<TestClient[]> {
+    const byNode = new Map<string, TestClient>();
+    for (let i = 0; byNode.size < count; i++) {
+      if (i > 64) throw new Error(`64 sids reached only ${byNode.size} workers`);
+      const client = await ws(port, `${tag}-${i}`);
+      clients.push(client);
+      const node = client.welcome!.node as string;
+      if (!byNode.has(node)) byNode.set(node, client);
+    }
+    return [...byNode.values()];
+  }
+
+  /** Every client subscribes to `channel`, then each publishes once; every client gets every message exactly once. */
+  async function exchange(group: TestClient[], channel: string): Promise<void> {
+    for (const c of group) expect((await c.request({ type: 'subscribe', channel })).type).to.equal('ack');
+    for (const [i, c] of group.entries()) expect((await c.request({ type: 'publish', channel, data: { from: i } })).type).to.equal('ack');
+    for (const c of group) {
+      await c.waitCount(() => c.of('message', channel).length, group.length, 10_000);
+      expect(c.of('message', channel).map((m) => (m.data as { from: number }).from).sort()).to.deep.equal(group.map((_, i) => i));
+    }
+  }
+
+  /** Container id of the worker that advertises `node` (its membership address is its container IP). */
+  async function containerOf(node: string): Promise<string> {
+    const worker = (await status()).workers.find((w) => w.node === node);
+    if (!worker) throw new Error(`node ${node} is not in /balancer/status`);
+    const ip = worker.address.split(':')[0];
+    const ids = (await compose(['ps', '-q', 'worker'])).stdout.split('\n').filter(Boolean);
+    for (const id of ids) {
+      const ips = (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ');
+      if (ips.includes(ip!)) return id;
+    }
+    throw new Error(`no worker container has the address ${worker.address}`);
+  }
+
+  before(async function () {
+    const missing = [];
+    for (const tool of ['dockerd', 'docker', 'debootstrap']) if (!(await have(tool))) missing.push(tool);
+    const composeCli = (await have('docker-compose')) ? ['docker-compose'] : ['docker', 'compose'];
+    if (composeCli[0] === 'docker' && (await run('docker', ['compose', 'version'], { allowFail: true })).code !== 0) missing.push('docker-compose');
+    if (missing.length) throw new Error(`test:deploy needs ${missing.join(', ')} (Debian: apt-get install docker.io debootstrap docker-compose; .ci/run installs them)`);
+    if (process.getuid?.() !== 0) throw new Error('test:deploy starts its own dockerd, which needs root');
+
+    dockerd = await startDockerd(CACHE);
+    say(`dockerd: ${dockerd.storageDriver} storage, data root ${CACHE}/data`);
+    httpPort = await freePort();
+    nginxPort = await freePort();
+    const env = { ...dockerd.env, HERALD_HTTP_PORT: String(httpPort), HERALD_NGINX_PORT: String(nginxPort) };
+    // `--profile nginx` everywhere, so `down`, `ps` and `logs` see nginx too; `up` names its services.
+    compose = (args, log = 'compose.log', allowFail = false) =>
+      run(composeCli[0]!, [...composeCli.slice(1), '-p', PROJECT, '--profile', 'nginx', ...args], { env, log, allowFail });
+    await ensureStandins(dockerd.env, CACHE, registryImages(), say);
+    // Whatever an interrupted earlier run left.
+    await compose(['down', '--volumes', '--remove-orphans']);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && dockerd) {
+      const logs = await compose(['logs', '--no-color', '--tail', '30'], 'compose.log', true);
+      say(`compose logs (tail):\n${logs.stdout}${logs.stderr}`);
+    }
+  });
+
+  after(async function () {
+    await Promise.all(clients.map((c) => c.close()));
+    if (!dockerd) return;
+    try {
+      await compose(['down', '--volumes', '--remove-orphans']);
+      // Old builds of the herald image: keep the cache from growing with every source change.
+      await docker(['image', 'prune', '--force']);
+    } finally {
+      await dockerd.stop();
+    }
+  });
+
+  it('builds the image (with the native relay) and the balancer discovers the 3 workers', async () => {
+    const started = Date.now();
+    await compose(['up', '--build', '--detach', '--scale', 'worker=3', 'redis', 'worker', 'balancer'], 'compose-build.log');
+    say(`compose up --build --scale worker=3: ${Math.round((Date.now() - started) / 1000)} s`);
+    const body = await eventually(async () => {
+      const s = await status();
+      if (s.healthy !== 3) throw new Error(`${s.healthy} healthy workers: ${JSON.stringify(s.workers)}`);
+      return s;
+    }, { timeout: 60_000, interval: 500 });
+    expect(body.workers.map((w) => w.node)).to.have.lengthOf(3).and.satisfy((nodes: string[]) => new Set(nodes).size === 3);
+    expect(body.relay, 'the image build compiled the native relay').to.equal('native');
+  });
+
+  it('clients on different workers exchange messages through the balancer', async () => {
+    const group = await onDistinctWorkers(httpPort, 3, 'balancer');
+    await exchange(group, 'room:compose');
+  });
+
+  it('finds a 4th worker after --scale worker=4, without restarting the balancer', async () => {
+    const before = await status();
+    await compose(['up', '--detach', '--no-recreate', '--scale', 'worker=4', 'redis', 'worker', 'balancer']);
+    const after = await eventually(async () => {
+      const s = await status();
+      if (s.healthy !== 4) throw new Error(`${s.healthy} healthy workers`);
+      return s;
+    }, { timeout: 60_000, interval: 500 });
+    expect(new Set(after.workers.map((w) => w.node)).size).to.equal(4);
+    const group = await onDistinctWorkers(httpPort, 4, 'scaled');
+    expect(group).to.have.lengthOf(4);
+    expect(before.workers.every((w) => after.workers.some((a) => a.node === w.node)), 'the first three stay').to.equal(true);
+  });
+
+  it('routes through nginx under the `nginx` profile', async () => {
+    // Compose waits for the workers' healthchecks (depends_on: service_healthy), then starts nginx.
+    await compose(['up', '--detach', '--no-recreate', '--scale', 'worker=4']);
+    const health = await eventually(async () => {
+      const res = await fetch(`http://127.0.0.1:${nginxPort}/healthz`);
+      if (res.status !== 200) throw new Error(`nginx /healthz: ${res.status}`);
+      return res.headers.get('server');
+    }, { timeout: 60_000, interval: 500 });
+    expect(health).to.equal('nginx');
+    const group = await onDistinctWorkers(nginxPort, 2, 'nginx');
+    await exchange(group, 'room:nginx');
+  });
+
+  it('stopping a worker container closes its clients with 1001, and only them', async () => {
+    const group = await onDistinctWorkers(httpPort, 2, 'stop');
+    const [victim, bystander] = group as [TestClient, TestClient];
+    const id = await containerOf(victim.welcome!.node as string);
+    // What `docker compose stop` does to each container: SIGTERM, then SIGKILL after
+    // stop_grace_period (15 s, above the 10 s drain).
+    await docker(['stop', '--time', '15', id]);
+    expect((await victim.closed).code).to.equal(1001);
+    expect(bystander.ws.readyState, 'a client of another worker stays open').to.equal(bystander.ws.OPEN);
+    await eventually(async () => {
+      const s = await status();
+      if (s.workers.some((w) => w.node === victim.welcome!.node && w.healthy)) throw new Error('stopped worker still healthy');
+    }, { timeout: 30_000, interval: 500 });
+    // And `docker compose stop worker` drains the rest the same way.
+    const open = clients.filter((c) => c.ws.readyState === c.ws.OPEN);
+    expect(open.length).to.be.greaterThan(0);
+    await compose(['stop', 'worker']);
+    for (const c of open) expect((await c.closed).code).to.equal(1001);
+  });
+});
