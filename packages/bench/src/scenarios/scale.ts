@@ -94,10 +94,16 @@ async function holdAndBroadcast(ctx: Context, rows: Row[], redisUrl: string, red
     const rssAll = after.reduce((s, a, i) => s + a.rss - before[i]!.rss, 0);
     const kb = total > 0 ? rssAll / total / 1024 : NaN;
     ctx.progress(`scale: RSS/conn per worker ${perWorkerKB.map((x) => x.toFixed(2)).join(', ')} KB (all: ${kb.toFixed(2)} KB; heap ${heapKB.map((x) => x.toFixed(2)).join(', ')})`);
+    // RSS growing less than the heap means the pages were committed before the first reading
+    // (startup garbage, a grown young generation): the RSS delta then does not measure the
+    // connections, and the target is not judged (docs/benchmarks.md, "Scale").
+    const heapAll = after.reduce((t, x, i) => t + x.heapUsed + x.external - before[i]!.heapUsed - before[i]!.external, 0) / Math.max(1, total) / 1024;
+    const plausible = kb >= heapAll;
+    if (!plausible) ctx.progress(`scale: RSS grew less than the heap (${kb.toFixed(2)} < ${heapAll.toFixed(2)} KB/conn): too few connections per worker to measure RSS; target not judged`);
     rows.push({
       scenario: 'scale', target: `${label} memory`, value: kb, unit: 'KB/conn', cpu: {}, wall: 0,
-      ratio: { to: `target ${SCALE_GOALS.kbPerConn} KB`, value: kb / SCALE_GOALS.kbPerConn, goal: 1, higherIsBetter: false, met: kb <= SCALE_GOALS.kbPerConn },
-      extra: { connectionsPerWorker: counts, rssKBPerConnPerWorker: perWorkerKB, heapPlusExternalKBPerConnPerWorker: heapKB, rssBefore: before.map((b) => b.rss), rssAfter: after.map((a) => a.rss), gc: after.every((a) => a.gc) },
+      ratio: { to: `target ${SCALE_GOALS.kbPerConn} KB`, value: kb / SCALE_GOALS.kbPerConn, goal: 1, higherIsBetter: false, met: plausible ? kb <= SCALE_GOALS.kbPerConn : undefined },
+      extra: { rssPlausible: plausible, heapPlusExternalKBPerConn: heapAll, connectionsPerWorker: counts, rssKBPerConnPerWorker: perWorkerKB, heapPlusExternalKBPerConnPerWorker: heapKB, rssBefore: before.map((b) => b.rss), rssAfter: after.map((a) => a.rss), gc: after.every((a) => a.gc) },
     });
 
     ctx.progress(`scale: one broadcast to all ${opened}`);
