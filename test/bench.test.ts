@@ -144,6 +144,40 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  it('scale: 600 idle connections over 6 workers from several source addresses; one broadcast reaches every one; the cluster row is measured or skipped with its reason', async function () {
+    this.timeout(120_000);
+    const { rows } = await runBench(tiny('scale', { scaleConns: 600, scaleWorkers: 6 }), quiet);
+    expect(rows.map((r) => r.target)).to.deep.equal([
+      'herald ×6 ramp',
+      'herald ×6 memory',
+      'herald ×6 broadcast',
+      'herald ×2 fan-out, 1 Redis',
+      'herald ×2 fan-out, Redis Cluster (3 masters)',
+    ]);
+    const [ramp, memory, broadcast, single, cluster] = rows as [Row, Row, Row, Row, Row];
+    expect(ramp.extra!.opened).to.equal(600);
+    expect(ramp.lost).to.equal(0);
+    expect(ramp.value).to.be.greaterThan(0);
+    const perWorker = memory.extra!.connectionsPerWorker as number[];
+    expect(perWorker).to.have.length(6);
+    expect(perWorker.reduce((a, b) => a + b, 0)).to.equal(600);
+    for (const c of perWorker) expect(c).to.equal(100);
+    expect(memory.value).to.be.a('number').and.not.NaN;
+    expect(broadcast.value, 'deliveries of the one broadcast').to.equal(600);
+    expect(broadcast.lost).to.equal(0);
+    expect(broadcast.p99).to.be.greaterThan(0);
+    expect(single.skipped, single.skipped).to.equal(undefined);
+    expect(single.value).to.equal(40);
+    if (cluster.skipped) expect(cluster.skipped).to.match(/HERALD_REDIS_CLUSTER/);
+    else expect(cluster.value).to.equal(40);
+  });
+
+  it('scale refuses more connections per worker than a process can hold', async () => {
+    const { rows } = await runBench(tiny('scale', { scaleConns: 100_000, scaleWorkers: 2 }), quiet);
+    expect(rows).to.have.length(1);
+    expect(rows[0]!.skipped).to.match(/50000 per worker, above 19000/);
+  });
 });
 
 describe('bench verdict (unit)', () => {

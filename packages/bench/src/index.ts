@@ -13,3 +13,4 @@ export * from './agent/protocol.js';
 export * from './servers/deployment.js';
 export * from './servers/server-process.js';
 export * from './servers/launch.js';
+export * from './servers/redis-cluster.js';

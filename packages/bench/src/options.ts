@@ -38,6 +38,10 @@ export interface BenchOptions {
   rampPerSec: number;
   /** proxy: workers behind each proxy. @default 2 */
   proxyWorkers: number;
+  /** scale: idle subscribed connections over all workers. @default 100000 (quick 6000) */
+  scaleConns: number;
+  /** scale: Herald workers (each holds at most 19,000 connections: 20,000 descriptors per process). @default 6 */
+  scaleWorkers: number;
   /** Only targets whose name starts with one of these (e.g. `herald`, `ws`, `socket.io`, `nginx`). @default all */
   targets: string[];
   /** Directory for the JSON results. @default bench-results */
@@ -60,6 +64,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
           --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600) --step S (5, quick 1) --p99-limit MS (50)
   conns:  --idle-conns N (10000) --ramp N per second (4000)
   proxy:  --proxy-workers N (2)
+  scale:  --scale-conns N (100000, quick 6000) --scale-workers N (6); not in the default list
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
   --plot                also write bench-<time>.svg: fan-out p99 vs publish rate per target
@@ -90,6 +95,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       'idle-conns': { type: 'string' },
       ramp: { type: 'string' },
       'proxy-workers': { type: 'string' },
+      'scale-conns': { type: 'string' },
+      'scale-workers': { type: 'string' },
       targets: { type: 'string' },
       out: { type: 'string' },
       plot: { type: 'boolean' },
@@ -107,7 +114,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     return n;
   };
   const scenarios = (values.scenarios ?? 'echo,fanout,conns,proxy').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy'].includes(s)) throw new Error(`unknown scenario ${s}`);
+  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy', 'scale'].includes(s)) throw new Error(`unknown scenario ${s}`);
   // Quick: fewer, wider steps so every scenario fits in two minutes.
   const rates = (values.rates ?? (quick ? '25,100,400,1600' : '25,50,100,200,400,800,1600,3200')).split(',').map((r) => num('rates', r, 0, 1));
   return {
@@ -129,6 +136,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     idleConns: Math.floor(num('idle-conns', values['idle-conns'], 10_000, 1)),
     rampPerSec: num('ramp', values.ramp, 4000, 0),
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
+    scaleConns: Math.floor(num('scale-conns', values['scale-conns'], quick ? 6000 : 100_000, 1)),
+    scaleWorkers: Math.floor(num('scale-workers', values['scale-workers'], 6, 1)),
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),
     outDir: values.out ?? 'bench-results',
     plot: values.plot ?? false,

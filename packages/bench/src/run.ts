@@ -10,12 +10,14 @@ import { echoScenario } from './scenarios/echo.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { connsScenario } from './scenarios/conns.js';
 import { proxyScenario } from './scenarios/proxy.js';
+import { scaleScenario } from './scenarios/scale.js';
 
 const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   echo: echoScenario,
   fanout: fanoutScenario,
   conns: connsScenario,
   proxy: proxyScenario,
+  scale: scaleScenario,
 };
 
 /**

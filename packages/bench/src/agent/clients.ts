@@ -38,7 +38,7 @@ function endpoint(proto: Proto, base: string, role: 'sub' | 'pub'): string {
  * subscription is confirmed. Every protocol goes through the same {@link RawWs} client so the
  * client-side cost is the same for each server. `onStamp` gets each message's send time.
  */
-export function openSubscriber(proto: Proto, base: string, channel: string, onStamp: (ms: number) => void, onClose: () => void): Promise<Subscriber> {
+export function openSubscriber(proto: Proto, base: string, channel: string, onStamp: (ms: number) => void, onClose: () => void, localAddress?: string): Promise<Subscriber> {
   const key = STAMP_KEY[proto];
   return new Promise((resolve, reject) => {
     let ready = false;
@@ -73,7 +73,7 @@ export function openSubscriber(proto: Proto, base: string, channel: string, onSt
         else if (text.startsWith('44')) fail(`connect refused: ${text}`);
       }
     };
-    RawWs.connect(endpoint(proto, base, 'sub'), onFrame, () => (ready ? onClose() : fail('closed before subscribed'))).then(
+    RawWs.connect(endpoint(proto, base, 'sub'), onFrame, () => (ready ? onClose() : fail('closed before subscribed')), 15_000, localAddress).then(
       (c) => {
         ws = c;
         if (proto === 'ws') done();

@@ -35,6 +35,8 @@ export interface OpenTask {
   rampPerSec: number;
   /** Handshakes in progress at once. @default 200 */
   concurrency?: number;
+  /** Source address of every connection (e.g. `127.0.0.5`); the OS picks when unset. */
+  localAddress?: string;
 }
 
 /** Publishes at a fixed total rate for a while, spreading messages over `publishers` connections. */

@@ -23,11 +23,16 @@ export class RawWs {
     private readonly onClose: () => void,
   ) {}
 
-  /** Opens `url` (`ws://host:port/path?query`) and resolves after the 101 response. */
-  static connect(url: string, onFrame: FrameHandler, onClose: () => void, timeoutMs = 15_000): Promise<RawWs> {
+  /**
+   * Opens `url` (`ws://host:port/path?query`) and resolves after the 101 response.
+   *
+   * @param localAddress - source address to bind (e.g. `127.0.0.7`): each source address has its
+   *   own ephemeral port range, so several of them hold more connections than one could
+   */
+  static connect(url: string, onFrame: FrameHandler, onClose: () => void, timeoutMs = 15_000, localAddress?: string): Promise<RawWs> {
     const u = new URL(url);
     return new Promise((resolve, reject) => {
-      const socket = connect(Number(u.port || 80), u.hostname);
+      const socket = connect({ port: Number(u.port || 80), host: u.hostname, ...(localAddress ? { localAddress } : {}) });
       socket.setNoDelay(true);
       const timer = setTimeout(() => fail(new Error(`${url}: handshake timed out`)), timeoutMs);
       let head: Buffer = Buffer.alloc(0);

@@ -37,7 +37,7 @@ export class SubscriberPool {
           if (due > 0) await new Promise((r) => setTimeout(r, due));
         }
         try {
-          this.subs.push(await openSubscriber(task.proto, task.urls[i % task.urls.length]!, task.channel, onStamp, onClose));
+          this.subs.push(await openSubscriber(task.proto, task.urls[i % task.urls.length]!, task.channel, onStamp, onClose, task.localAddress));
         } catch (err) {
           failed++;
           if (errors.length < 5) errors.push((err as Error).message);

@@ -61,7 +61,7 @@ export async function fanoutScenario(ctx: Context): Promise<Row[]> {
       const dep = await startOrSkip(ctx, 'fanout', name, rows, start);
       if (!dep) continue;
       try {
-        rows.push(await runTarget(ctx, `${name}${opts.workers > 1 ? ` ×${opts.workers}` : ''}`, proto, dep, redis?.proc.pids() ?? []));
+        rows.push(await runFanoutTarget(ctx, `${name}${opts.workers > 1 ? ` ×${opts.workers}` : ''}`, proto, dep, redis?.proc.pids() ?? []));
       } finally {
         await dep.stop();
       }
@@ -92,7 +92,11 @@ export function compareFanout(rows: Row[]): void {
   if (ws && sio) sio.ratio = ratio(sio.value, ws.value, ws.target);
 }
 
-async function runTarget(ctx: Context, target: string, proto: Proto, dep: Deployment, redisPids: number[]): Promise<Row> {
+/**
+ * Runs the rate steps of `fanout` against one deployment that is already up (also used by
+ * `scale` for its single-Redis vs Redis Cluster rows).
+ */
+export async function runFanoutTarget(ctx: Context, target: string, proto: Proto, dep: Deployment, redisPids: number[]): Promise<Row> {
   const { opts } = ctx;
   // Subscribers on `agents` processes, publishers on one more of their own so their timer is not
   // delayed by receive work.

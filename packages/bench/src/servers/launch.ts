@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -30,7 +30,9 @@ const portOf = (line: string) => (JSON.parse(line) as { port: number }).port;
 async function startNodeServers(name: string, script: string, count: number, env: NodeJS.ProcessEnv): Promise<Deployment> {
   const procs = Array.from({ length: count }, (_, i) => ServerProcess.node(`${name}#${i}`, script, { PORT: '0', HOST: '127.0.0.1', ...env }));
   try {
-    const ports = await Promise.all(procs.map(async (p) => portOf(await p.waitForLine(listening))));
+    // Several Node processes starting at once on a small, shared machine take a while each.
+    const ms = 15_000 + 5_000 * Math.max(0, count - 2);
+    const ports = await Promise.all(procs.map(async (p) => portOf(await p.waitForLine(listening, ms))));
     return new Deployment(count > 1 ? `${name} ×${count}` : name, procs, ports);
   } catch (err) {
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
@@ -78,6 +80,19 @@ export async function startHerald(count: number, redisUrl?: string, env: NodeJS.
     }
     throw err;
   }
+}
+
+/**
+ * Whether the built herald-worker reads `HERALD_REDIS_CLUSTER` (its config schema names the
+ * variable); otherwise the reason, for a skipped row. A worker that ignored the variable would
+ * silently run on its in-memory broker and the cluster row would measure nothing.
+ */
+export function heraldSupportsRedisCluster(): true | string {
+  const bin = packageBin('@herald/server', 'herald-worker');
+  if (!bin) return '@herald/server is not built (run npm run build)';
+  const dist = dirname(dirname(bin));
+  const named = readdirSync(dist).some((f) => f.endsWith('.js') && readFileSync(join(dist, f), 'utf8').includes('HERALD_REDIS_CLUSTER'));
+  return named ? true : 'herald-worker does not support HERALD_REDIS_CLUSTER yet (issue 14 items 1-2, the broker work)';
 }
 
 /** Starts `count` bare ws baseline servers (sharing broadcasts through `redisUrl` if given). */
