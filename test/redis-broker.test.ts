@@ -5,7 +5,6 @@ import { Redis } from 'ioredis';
 import {
   BrokerUnavailableError,
   RedisBroker,
-  RedisHistory,
   createRedisClients,
   type RedisCommandClient,
   type RedisSubscriberClient,
@@ -23,7 +22,7 @@ describe('Redis broker (redis-server)', function () {
 
   const node = async (nodeId: string, extra: { probeIntervalMs?: number } = {}) => {
     const clients = createRedisClients(redis.url, { commandTimeoutMs: 500 });
-    const broker = new RedisBroker(clients, { nodeId, prefix, history: new RedisHistory(clients.publisher, { prefix }), probeTimeoutMs: 500, ...extra });
+    const broker = new RedisBroker(clients, { nodeId, prefix, probeTimeoutMs: 500, ...extra });
     const rec = new BrokerRecorder();
     await broker.start(rec);
     brokers.push(broker);

@@ -17,6 +17,8 @@ export * from './metrics.js';
 export * from './logger.js';
 export * from './drain.js';
 export * from './backends.js';
+export * from './worker-backends.js';
+export * from './epoch.js';
 export * from './errors/config-error.js';
 export * from './errors/broker-unavailable-error.js';
 export * from './redis-keys.js';
