@@ -389,9 +389,11 @@ export class Session implements HubMember {
         if (since) {
           let recovery = await deps.history.recover(channel, since);
           if (recovery.position.epoch !== since.epoch) {
-            // A new epoch (Redis restarted, or the stream expired): its messages are all there,
-            // so the client is brought onto it from its first offset instead of skipping them.
-            recovery = { ...(await deps.history.recover(channel, { offset: 0, epoch: recovery.position.epoch })), recovered: false };
+            // A new epoch (Redis restarted, or the stream expired): when all of it is still there,
+            // the client is brought onto it from its first offset instead of skipping it;
+            // otherwise it goes on from the latest position (told by the `lost` frame below).
+            const fresh = await deps.history.recover(channel, { offset: 0, epoch: recovery.position.epoch });
+            recovery = { messages: fresh.recovered ? fresh.messages : [], position: fresh.position, recovered: false };
           }
           if (!recovery.recovered) {
             // Told before the replay: what follows continues after this position (SPEC §5).
