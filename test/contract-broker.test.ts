@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { StreamPosition } from '@herald/protocol';
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, RedisBroker, RedisHistory, createRedisClients, type Broker } from '@herald/server';
+import { MemoryBroker, RedisBroker, createRedisClients, type Broker } from '@herald/server';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
 
 /** A broker under test and how to dispose of it. */
@@ -139,7 +139,7 @@ describe('Redis broker contract (redis-server)', () => {
   brokerContract('redis', async () => {
     const prefix = `t${randomBytes(4).toString('hex')}:`;
     const clients = createRedisClients(redis.url);
-    const broker = new RedisBroker(clients, { nodeId: 'n1', prefix, history: new RedisHistory(clients.publisher, { prefix }) });
+    const broker = new RedisBroker(clients, { nodeId: 'n1', prefix });
     return { broker, close: () => broker.close() };
   });
 });

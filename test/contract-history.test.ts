@@ -1,24 +1,38 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, RedisBroker, RedisHistory, createRedisClients, type Broker, type History } from '@herald/server';
-import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
+import { MemoryBroker, RedisBroker, createRedisClients, type Broker, type History, type Recovery } from '@herald/server';
+import { BrokerRecorder, eventually, plainMessage, startRedis, type TestRedis } from './helpers/index.js';
 
-/** A history store with the broker that appends to it. */
+/** A broker, whose history half is under test. */
 export interface HistoryFixture {
   broker: Broker;
-  history: History;
   close(): Promise<void>;
 }
 
-/** The rules of the `History` interface (packages/server/src/history.ts), for any implementation. */
+/** The broker's `History` half, with recovered messages compared by value ({@link plainMessage}). */
+function historyOf(broker: Broker): History {
+  return {
+    position: (channel) => broker.position(channel),
+    recover: async (channel, since): Promise<Recovery> => {
+      const r = await broker.recover(channel, since);
+      return { ...r, messages: r.messages.map(plainMessage) };
+    },
+  };
+}
+
+/**
+ * The rules of the `History` interface (packages/server/src/history.ts), which every `Broker`
+ * implements (history is part of the broker: append and publish are one atomic step).
+ */
 export function historyContract(name: string, make: () => Promise<HistoryFixture>): void {
   describe(`History contract: ${name}`, () => {
-    let fx: HistoryFixture;
+    let fx: HistoryFixture & { history: History };
     const policy = { size: 5, ttlMs: 60_000 };
     const publish = (channel: string, data: unknown, p = policy) => fx.broker.publish({ kind: 'message', channel, data, from: 'alice' }, p);
 
     beforeEach(async () => {
-      fx = await make();
+      const made = await make();
+      fx = { ...made, history: historyOf(made.broker) };
       await fx.broker.start(new BrokerRecorder());
     });
     afterEach(async () => {
@@ -101,7 +115,7 @@ export function historyContract(name: string, make: () => Promise<HistoryFixture
 
 historyContract('memory', async () => {
   const broker = new MemoryBroker();
-  return { broker, history: broker.history, close: () => broker.close() };
+  return { broker, close: () => broker.close() };
 });
 
 describe('Redis history contract (redis-server)', () => {
@@ -116,8 +130,7 @@ describe('Redis history contract (redis-server)', () => {
   historyContract('redis', async () => {
     const prefix = `t${randomBytes(4).toString('hex')}:`;
     const clients = createRedisClients(redis.url);
-    const history = new RedisHistory(clients.publisher, { prefix });
-    const broker = new RedisBroker(clients, { nodeId: 'n1', prefix, history });
-    return { broker, history, close: () => broker.close() };
+    const broker = new RedisBroker(clients, { nodeId: 'n1', prefix });
+    return { broker, close: () => broker.close() };
   });
 });

@@ -5,8 +5,8 @@ import { Redis } from 'ioredis';
 import {
   BrokerUnavailableError,
   RedisBroker,
-  RedisHistory,
   createRedisClients,
+  encodeEnvelope,
   type RedisCommandClient,
   type RedisSubscriberClient,
 } from '@herald/server';
@@ -23,7 +23,7 @@ describe('Redis broker (redis-server)', function () {
 
   const node = async (nodeId: string, extra: { probeIntervalMs?: number } = {}) => {
     const clients = createRedisClients(redis.url, { commandTimeoutMs: 500 });
-    const broker = new RedisBroker(clients, { nodeId, prefix, history: new RedisHistory(clients.publisher, { prefix }), probeTimeoutMs: 500, ...extra });
+    const broker = new RedisBroker(clients, { nodeId, prefix, probeTimeoutMs: 500, commandTimeoutMs: 500, gapRetryMs: 50, ...extra });
     const rec = new BrokerRecorder();
     await broker.start(rec);
     brokers.push(broker);
@@ -110,6 +110,92 @@ describe('Redis broker (redis-server)', function () {
     expect(a.rec.events.map((e) => (e as { offset: number }).offset)).to.deep.equal([1, 2, 3, 4, 5]);
     expect(a.rec.availability).to.include(false);
     expect(a.rec.availability.at(-1)).to.equal(true);
+  });
+
+  /** `m` messages' values and positions as recorded by `rec` on `channel`. */
+  const seen = (rec: BrokerRecorder, channel: string) =>
+    rec.messages(channel).map((e) => (e.kind === 'message' ? { data: e.data, offset: e.offset, epoch: e.epoch } : undefined));
+
+  it('fills the gap of a channel it has seen no message of yet, from the position its subscriber read', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    await a.broker.subscribe('room:fresh');
+    // What a session does right after subscribing: read the position (it becomes the baseline).
+    const start = await a.broker.position('room:fresh');
+    expect(await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).to.equal(2);
+    await Promise.all([1, 2, 3].map((i) => b.broker.publish({ kind: 'message', channel: 'room:fresh', data: i, from: null }, HISTORY)));
+    await eventually(() => expect(a.rec.messages('room:fresh')).to.have.length(3));
+    await b.broker.publish({ kind: 'message', channel: 'room:fresh', data: 4, from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:fresh')).to.have.length(4));
+    expect(seen(a.rec, 'room:fresh')).to.deep.equal([1, 2, 3, 4].map((i) => ({ data: i, offset: i, epoch: start.epoch })));
+    expect(a.rec.lost).to.deep.equal([]);
+  });
+
+  it('fills a hole in the live stream from history (a message its subscription missed)', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    await a.broker.subscribe('room:hole');
+    const first = await b.broker.publish({ kind: 'message', channel: 'room:hole', data: 1, from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:hole')).to.have.length(1));
+    // Offset 2 goes into history without being published: what a node sees when Redis ran a
+    // publish while its subscription was being replaced (issue 12: "jumped from 1628 to 1714").
+    const meta = `${prefix}h:room:hole`;
+    await raw.hincrby(meta, 'o', 1);
+    await raw.rpush(`${prefix}hl:room:hole`, `@2:${first!.epoch} ${encodeEnvelope({ type: 'event', node: 'b', event: { kind: 'message', channel: 'room:hole', data: 2, from: null } }).toString()}`);
+    await b.broker.publish({ kind: 'message', channel: 'room:hole', data: 3, from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:hole')).to.have.length(3));
+    expect(seen(a.rec, 'room:hole')).to.deep.equal([1, 2, 3].map((i) => ({ data: i, offset: i, epoch: first!.epoch })));
+    expect(a.rec.lost).to.deep.equal([]);
+  });
+
+  it('after Redis restarts empty: onLost with the new epoch from offset 0, then every message of the new epoch; onLost for channels without history', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    await a.broker.subscribe('room:r');
+    await a.broker.subscribe('plain:r');
+    const old = await b.broker.publish({ kind: 'message', channel: 'room:r', data: 'old', from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:r')).to.have.length(1));
+    const port = redis.port;
+    await redis.stop('SIGKILL');
+    redis = await startRedis(port);
+    // Published as soon as b can: a's subscription may well not be back yet (issue 12).
+    const acked: Array<{ data: number; offset: number; epoch: string }> = [];
+    for (let i = 1; acked.length < 5; i++) {
+      const p = await b.broker.publish({ kind: 'message', channel: 'room:r', data: i, from: null }, HISTORY).catch(() => undefined);
+      if (p) acked.push({ data: i, ...p });
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    const epoch = acked[0]!.epoch;
+    expect(epoch).to.not.equal(old!.epoch);
+    expect(acked.map((p) => p.offset)).to.deep.equal([1, 2, 3, 4, 5]);
+    await eventually(() => expect(a.rec.messages('room:r')).to.have.length(6), { timeout: 5000 });
+    expect(seen(a.rec, 'room:r')).to.deep.equal([{ data: 'old', ...old }, ...acked]);
+    await eventually(() => expect(a.rec.lost).to.have.length(2));
+    expect(a.rec.lost).to.deep.include({ channel: 'room:r', position: { offset: 0, epoch } });
+    expect(a.rec.lost).to.deep.include({ channel: 'plain:r' });
+  });
+
+  it('fences a history publish: one Redis runs after the sender gave up reaches nobody (all or none)', async () => {
+    const a = await node('a', { probeIntervalMs: 60_000 });
+    const b = await node('b', { probeIntervalMs: 60_000 });
+    await a.broker.subscribe('room:fence');
+    const before = await b.broker.publish({ kind: 'message', channel: 'room:fence', data: 'before', from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:fence')).to.have.length(1));
+    process.kill(redis.child.pid!, 'SIGSTOP');
+    try {
+      // Sent to the frozen Redis: answered unavailable when the 500 ms command timeout passes.
+      const err = await b.broker.publish({ kind: 'message', channel: 'room:fence', data: 'late', from: null }, HISTORY).catch((e) => e);
+      expect(err).to.be.instanceOf(BrokerUnavailableError);
+    } finally {
+      process.kill(redis.child.pid!, 'SIGCONT');
+    }
+    await eventually(() => expect(a.broker.available && b.broker.available).to.equal(true), { timeout: 5000 });
+    const after = await b.broker.publish({ kind: 'message', channel: 'room:fence', data: 'after', from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:fence')).to.have.length(2));
+    // The script ran when Redis resumed, found its deadline passed and did nothing.
+    expect(after).to.deep.equal({ offset: before!.offset + 1, epoch: before!.epoch });
+    expect(a.rec.messages('room:fence').map((e) => (e as { data: unknown }).data)).to.deep.equal(['before', 'after']);
+    expect((await a.broker.recover('room:fence', { offset: 0, epoch: before!.epoch })).messages).to.have.length(2);
   });
 
   it('delivers locally and rejects while Redis is down, then restores subscriptions', async () => {

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnChild, startWorker, TestClient, eventually, type WorkerProcess } from './helpers/index.js';
+import { spawnChild, startRedis, startWorker, TestClient, eventually, type WorkerProcess } from './helpers/index.js';
 import { WORKER_BIN } from './helpers/worker.js';
 
 const BIN_LINK = fileURLToPath(new URL('../node_modules/.bin/herald-worker', import.meta.url));
+const RESOLVE_LOG = fileURLToPath(new URL('./helpers/resolve-log.mjs', import.meta.url));
 
 describe('worker process: configuration, bin and graceful shutdown', () => {
   const workers: WorkerProcess[] = [];
@@ -44,6 +45,34 @@ describe('worker process: configuration, bin and graceful shutdown', () => {
     expect(await c.request({ type: 'publish', channel: 'news:1', data: 1 })).to.deep.include({ code: 'forbidden' });
     expect(await c.request({ type: 'publish', channel: 'lobby', data: 1 })).to.not.have.property('offset');
     await c.close();
+  });
+
+  it('loads ioredis only with REDIS_URL (a memory-only worker never imports the Redis backends)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-resolve-'));
+    /** Module URLs the worker resolved while starting, serving a publish and stopping. */
+    const resolvedBy = async (name: string, env: NodeJS.ProcessEnv) => {
+      const log = join(dir, `${name}.log`);
+      writeFileSync(log, '');
+      const w = await startWorker({ NODE_OPTIONS: `--import ${RESOLVE_LOG}`, HERALD_TEST_RESOLVE_LOG: log, ...env });
+      workers.push(w);
+      const c = await TestClient.open(`${w.wsUrl}/ws`);
+      await c.request({ type: 'subscribe', channel: 'room:1' });
+      expect(await c.request({ type: 'publish', channel: 'room:1', data: 1 })).to.deep.include({ type: 'ack' });
+      await c.close();
+      expect((await w.stop('SIGTERM')).code).to.equal(0);
+      return readFileSync(log, 'utf8').split('\n');
+    };
+    const memory = await resolvedBy('memory', {});
+    expect(memory.some((u) => u.endsWith('/memory-broker.js')), 'the hook saw the worker load').to.equal(true);
+    expect(memory.filter((u) => /ioredis|redis-[a-z-]+\.js$/.test(u))).to.deep.equal([]);
+    const redis = await startRedis();
+    try {
+      const cluster = await resolvedBy('redis', { REDIS_URL: redis.url });
+      expect(cluster.some((u) => u.includes('/ioredis/'))).to.equal(true);
+      expect(cluster.some((u) => u.endsWith('/redis-backends.js'))).to.equal(true);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('runs as the herald-worker package bin', async () => {

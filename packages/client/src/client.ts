@@ -423,6 +423,8 @@ export class Client extends Emitter<ClientEvents> {
       }
       case 'pong':
         return;
+      case 'lost':
+        return this.#subs.get(frame.channel)?._lost(frame);
     }
   }
 

@@ -3,6 +3,7 @@ import {
   type AckFrame,
   type JoinFrame,
   type LeaveFrame,
+  type LostFrame,
   type MessageFrame,
   type PresenceMember,
   type StreamPosition,
@@ -50,6 +51,22 @@ export interface SubscribedEvent {
   epoch?: string;
 }
 
+/**
+ * Emitted when the server reports that messages of the channel may have been missed and cannot
+ * be replayed (`lost` frame: the worker's Redis subscription was interrupted on a channel
+ * without history, or the history epoch changed or was trimmed). The app should reload its view
+ * of the channel. For a history channel, `offset`/`epoch` is where delivery goes on from: the
+ * subscription takes it as its position only after this event was emitted.
+ */
+export interface LostEvent {
+  channel: string;
+  /** The position the subscription had before (undefined when none was known). */
+  previous?: StreamPosition;
+  /** The position delivery goes on from (history channels). */
+  offset?: number;
+  epoch?: string;
+}
+
 /** Events of a {@link Subscription}. */
 export interface SubscriptionEvents {
   state: SubscriptionStateChange;
@@ -57,6 +74,7 @@ export interface SubscriptionEvents {
   join: PresenceEvent;
   leave: PresenceEvent;
   subscribed: SubscribedEvent;
+  lost: LostEvent;
   /** A refused subscription (then the state is `unsubscribed`) or a failed retry. */
   error: HeraldError;
 }
@@ -67,6 +85,7 @@ export interface SubscribeHandlers {
   onJoin?: (event: PresenceEvent) => void;
   onLeave?: (event: PresenceEvent) => void;
   onSubscribed?: (event: SubscribedEvent) => void;
+  onLost?: (event: LostEvent) => void;
   onError?: (error: HeraldError) => void;
   onState?: (change: SubscriptionStateChange) => void;
 }
@@ -121,6 +140,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (handlers.onJoin) this.on('join', handlers.onJoin);
     if (handlers.onLeave) this.on('leave', handlers.onLeave);
     if (handlers.onSubscribed) this.on('subscribed', handlers.onSubscribed);
+    if (handlers.onLost) this.on('lost', handlers.onLost);
     if (handlers.onError) this.on('error', handlers.onError);
     if (handlers.onState) this.on('state', handlers.onState);
   }
@@ -220,6 +240,17 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (frame.epoch !== undefined) message.epoch = frame.epoch;
     if (frame.from !== undefined) message.from = frame.from;
     this.emit('message', message);
+  }
+
+  /** @internal A `lost` frame for this channel: tell the app, then take the new position. */
+  _lost(frame: LostFrame): void {
+    if (this.#state === SubscriptionState.Unsubscribed) return;
+    const event: LostEvent = { channel: this.channel };
+    if (this.#position) event.previous = { ...this.#position };
+    const next = typeof frame.offset === 'number' && typeof frame.epoch === 'string' ? { offset: frame.offset, epoch: frame.epoch } : undefined;
+    if (next) Object.assign(event, next);
+    this.emit('lost', event);
+    if (next) this.#position = next;
   }
 
   /** @internal A binary frame for this channel. */

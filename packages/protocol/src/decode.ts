@@ -102,7 +102,7 @@ export function decodeClientFrame(text: string): Decoded<ClientFrame> {
   }
 }
 
-const SERVER_TYPES = new Set(['welcome', 'message', 'join', 'leave', 'direct', 'ack', 'error', 'pong']);
+const SERVER_TYPES = new Set(['welcome', 'message', 'join', 'leave', 'direct', 'ack', 'error', 'pong', 'lost']);
 
 /**
  * Decodes one server → client text frame (used by the client). Checks only what the

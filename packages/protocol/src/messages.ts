@@ -22,6 +22,7 @@ export const ServerType = {
   Ack: 'ack',
   Error: 'error',
   Pong: 'pong',
+  Lost: 'lost',
 } as const;
 export type ServerType = (typeof ServerType)[keyof typeof ServerType];
 
@@ -93,6 +94,13 @@ export interface AckFrame {
 }
 export interface ErrorFrame { type: 'error'; id?: number; code: ErrorCode; message: string }
 export interface PongFrame { type: 'pong'; id?: number }
+/**
+ * Messages of `channel` may have been missed and cannot be replayed (the worker's subscription
+ * was interrupted on a channel without history, or the history epoch changed or was trimmed).
+ * For a history channel, `offset`/`epoch` is the position delivery goes on from: the messages
+ * that follow come after it, so a client takes it as its new position (after telling the app).
+ */
+export interface LostFrame { type: 'lost'; channel: string; offset?: number; epoch?: string }
 
 /** A server → client text frame. */
 export type ServerFrame =
@@ -103,4 +111,5 @@ export type ServerFrame =
   | DirectFrame
   | AckFrame
   | ErrorFrame
-  | PongFrame;
+  | PongFrame
+  | LostFrame;

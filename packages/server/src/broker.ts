@@ -1,11 +1,19 @@
 import type { PresenceMember, StreamPosition } from '@herald/protocol';
+import type { History } from './history.js';
 
-/** A message published to a channel: a JSON value or a binary payload. */
+/**
+ * A message published to a channel: a JSON value or a binary payload. A JSON value travels as
+ * its JSON text (`json`) from the publishing session to every subscriber's frame, so no node
+ * parses or re-encodes it (docs/cluster.md, "Envelope"); `data` is the parsed value where a
+ * producer has only that (`POST /api/publish`).
+ */
 export interface ChannelMessage {
   kind: 'message';
   channel: string;
-  /** The JSON value, for a text publication. */
+  /** The JSON value, for a text publication without `json`. */
   data?: unknown;
+  /** The JSON text (UTF-8) of the value, for a text publication; wins over `data`. */
+  json?: Uint8Array;
   /** The payload, for a binary publication. */
   bytes?: Uint8Array;
   /** User id of the publisher; null for anonymous connections and the HTTP API. */
@@ -50,10 +58,19 @@ export interface BrokerHandler {
   onCommand(command: AdminCommand): void;
   /** The broker lost or regained its connection to the cluster. */
   onAvailability(available: boolean): void;
+  /**
+   * Events of `channel` may have been missed on this node and cannot be filled in (its
+   * subscription was interrupted and the channel keeps no history, or the history epoch changed
+   * or was trimmed). `position`, for a history channel, is where delivery goes on from: the
+   * messages handed over next follow it. Called in order with the channel's events.
+   */
+  onLost?(channel: string, position?: StreamPosition): void;
 }
 
 /**
- * Moves channel events, direct messages and admin commands between nodes. The node's
+ * Moves channel events, direct messages and admin commands between nodes, and keeps channel
+ * history: appending and publishing must be one atomic step, so history is part of the broker
+ * (as in centrifuge), and its read side is the {@link History} the broker implements. The node's
  * {@link Hub} knows local connections; the broker only knows which channels and users this
  * node is interested in.
  *
@@ -61,10 +78,13 @@ export interface BrokerHandler {
  * - `publish` delivers the event to every subscribed node, this one included, exactly once.
  * - For a message with a history policy, appending to history and publishing are one atomic
  *   step, and every node receives a channel's history messages in offset order.
+ * - Continuity: a node never skips a history message silently. After an interruption of its
+ *   subscription it hands over the missed messages in offset order before newer ones, or calls
+ *   `onLost` (also for channels without history) when it cannot.
  * - A failure to reach other nodes rejects with `BrokerUnavailableError`, never silently.
  * - No method throws synchronously, and no callback of the handler is called from inside one.
  */
-export interface Broker {
+export interface Broker extends History {
   /** Connects and starts handing events to `handler`. */
   start(handler: BrokerHandler): Promise<void>;
   /** True while events can cross the cluster. */

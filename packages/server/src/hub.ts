@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { encodeBinaryFrame, encodeServerFrame, type ServerFrame } from '@herald/protocol';
-import type { Broker, ChannelEvent, DirectMessage } from './broker.js';
+import { encodeBinaryFrame, encodeMessageFrame, encodeServerFrame, type ServerFrame, type StreamPosition } from '@herald/protocol';
+import type { Broker, ChannelEvent, ChannelMessage, DirectMessage } from './broker.js';
 import { Interest } from './interest.js';
 import type { Logger } from '@herald/shared';
 
@@ -16,6 +16,8 @@ export interface HubMember {
   deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: Buffer): void;
   /** Sends an already-encoded direct message frame. */
   deliverDirect(frame: Buffer): void;
+  /** Events of `channel` were missed on this node (see `BrokerHandler.onLost`); `frame` is the encoded `lost` frame. */
+  lost(channel: string, frame: Buffer): void;
   /** Closes the connection (admin disconnect). */
   close(code: number, reason: string): void;
 }
@@ -69,6 +71,8 @@ export class Hub {
     if (event.kind === 'message' && event.bytes) {
       frame = encodeBinaryFrame(event.channel, event.bytes);
       binary = true;
+    } else if (event.kind === 'message') {
+      frame = encodeChannelMessage(event);
     } else {
       frame = Buffer.from(encodeServerFrame(toServerFrame(event)));
     }
@@ -77,6 +81,14 @@ export class Hub {
     // allocation and a two-buffer writev per socket (docs/benchmarks.md has the numbers).
     const wire = frameOnce(frame, binary);
     for (const m of members) m.deliver(event.channel, frame, binary, offset, wire);
+  }
+
+  /** Tells every local subscriber of `channel` that events were missed (`lost` frame), in order with its events. */
+  lost(channel: string, position?: StreamPosition): void {
+    const members = this.channels.get(channel);
+    if (!members || members.size === 0) return;
+    const frame = Buffer.from(encodeServerFrame(position ? { type: 'lost', channel, offset: position.offset, epoch: position.epoch } : { type: 'lost', channel }));
+    for (const m of members) m.lost(channel, frame);
   }
 
   /** Delivers a direct message to every local connection of its user. */
@@ -95,14 +107,19 @@ export class Hub {
   }
 }
 
-/** The wire frame of a (text) channel event. */
-export function toServerFrame(event: ChannelEvent): ServerFrame {
-  if (event.kind === 'message') {
-    const frame: ServerFrame = { type: 'message', channel: event.channel, data: event.data, from: event.from };
-    if (event.offset !== undefined) Object.assign(frame, { offset: event.offset, epoch: event.epoch });
-    return frame;
-  }
+/** The wire frame of a presence event (messages: {@link encodeChannelMessage}). */
+export function toServerFrame(event: Exclude<ChannelEvent, ChannelMessage>): ServerFrame {
   return { type: event.kind, channel: event.channel, user: event.user, conn: event.conn };
+}
+
+/**
+ * The `message` frame of a text message: its JSON text goes in as is (parse once, issue 11),
+ * with `offset`/`epoch` spliced in; only a message that has just its parsed `data` (the HTTP
+ * API on the memory broker) is stringified here.
+ */
+export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
+  const json = m.json ?? Buffer.from(JSON.stringify(m.data));
+  return encodeMessageFrame({ channel: m.channel, json, from: m.from, offset: m.offset, epoch: m.epoch });
 }
 
 /**

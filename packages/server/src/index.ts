@@ -16,6 +16,8 @@ export * from './auth.js';
 export * from './metrics.js';
 export * from './drain.js';
 export * from './backends.js';
+export * from './worker-backends.js';
+export * from './epoch.js';
 export * from './errors/broker-unavailable-error.js';
 export * from './redis-envelope.js';
 export * from './redis-client.js';

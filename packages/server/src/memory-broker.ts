@@ -1,19 +1,30 @@
 import type { StreamPosition } from '@herald/protocol';
 import type { AdminCommand, Broker, BrokerHandler, ChannelEvent, DirectMessage, HistoryPolicy } from './broker.js';
-import { MemoryHistory } from './memory-history.js';
+import type { Recovery } from './history.js';
+import { MemoryHistory, type MemoryHistoryOptions } from './memory-history.js';
+
+/** Options of {@link MemoryBroker}. */
+export interface MemoryBrokerOptions {
+  /** Options of the broker's history store. @default {} */
+  history?: MemoryHistoryOptions;
+}
 
 /**
- * The embedded broker of a single worker: events go straight back to this node.
- * Delivery is deferred to a microtask so the handler never runs inside a broker call.
+ * The embedded broker of a single worker: events go straight back to this node, and history
+ * is kept in this process ({@link MemoryHistory}, owned by the broker). Delivery is deferred to
+ * a microtask so the handler never runs inside a broker call. Nothing is ever interrupted, so
+ * `onLost` is never called.
  */
 export class MemoryBroker implements Broker {
   private handler?: BrokerHandler;
   private readonly channels = new Set<string>();
   private readonly users = new Set<string>();
+  private readonly history: MemoryHistory;
   readonly available = true;
 
-  /** @param history the history store that `publish` appends to. */
-  constructor(readonly history: MemoryHistory = new MemoryHistory()) {}
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.history = new MemoryHistory(options.history);
+  }
 
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
@@ -39,6 +50,14 @@ export class MemoryBroker implements Broker {
     const out = event.kind === 'message' && history ? this.history.append(event, history) : event;
     if (this.channels.has(event.channel)) queueMicrotask(() => this.handler?.onChannelEvent(out));
     return out.kind === 'message' && out.offset !== undefined ? { offset: out.offset, epoch: out.epoch! } : undefined;
+  }
+
+  position(channel: string): Promise<StreamPosition> {
+    return this.history.position(channel);
+  }
+
+  recover(channel: string, since: StreamPosition): Promise<Recovery> {
+    return this.history.recover(channel, since);
   }
 
   async sendDirect(message: DirectMessage): Promise<void> {

@@ -1,18 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '@herald/protocol';
 import type { ChannelMessage, HistoryPolicy } from './broker.js';
 import type { History, Recovery } from './history.js';
+import { newEpoch } from './epoch.js';
 
 interface Stream {
   epoch: string;
   offset: number;
   messages: ChannelMessage[];
   expiresAt: number;
-}
-
-/** A fresh stream epoch: short, random, never reused. */
-export function newEpoch(): string {
-  return randomBytes(6).toString('base64url');
 }
 
 /** Options of {@link MemoryHistory}. */
@@ -29,7 +24,8 @@ export interface MemoryHistoryOptions {
 }
 
 /**
- * History kept in this process; used with the in-memory broker. Every stream expires (its TTL
+ * History kept in this process: the history half of {@link MemoryBroker}, which creates it (the
+ * broker appends, atomically with its publish). Every stream expires (its TTL
  * after the last publish, or `emptyStreamTtlMs` when empty) and a periodic sweep drops expired
  * ones, so subscribing to ever new channel names cannot grow memory without bound.
  */

@@ -1,9 +1,8 @@
-import type { Backends } from './backends.js';
+import type { Backends } from './worker-backends.js';
 import type { WorkerConfig } from './config.js';
 import type { Logger } from '@herald/shared';
 import { RedisBroker } from './redis-broker.js';
 import { createRedisClients } from './redis-client.js';
-import { RedisHistory } from './redis-history.js';
 import { RedisMembership } from './redis-membership.js';
 import { RedisPresence } from './redis-presence.js';
 
@@ -16,20 +15,19 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
 
 /**
  * The Redis backends of a cluster worker (`REDIS_URL` set): one command connection shared by
- * broker, presence, history and membership, and its `duplicate()` for subscriptions. The
+ * broker (with its history), presence and membership, and its `duplicate()` for subscriptions. The
  * broker owns both connections and quits them on close; presence closes first (removing this
  * node's entries and membership records) — the worker closes presence before the broker.
  */
 export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
   const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` }, log);
   const prefix = config.redisPrefix;
-  const history = new RedisHistory(clients.publisher, { prefix, log });
   const broker = new RedisBroker(clients, {
     nodeId: config.nodeId,
     prefix,
-    history,
     probeIntervalMs: config.redisProbeMs,
     probeTimeoutMs: config.redisCommandTimeoutMs,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
     log,
   });
   let presence: RedisPresence | undefined;
@@ -51,7 +49,6 @@ export async function createRedisBackends(config: WorkerConfig, log: Logger): Pr
   return {
     broker,
     presence,
-    history,
     started: (port) => membership.setAddress(advertisedAddress(config, port)).catch((err: Error) => {
       // Redis is down at this moment: the record is written by the next refresh.
       log.warn({ err: err.message }, 'membership announcement failed; retrying');

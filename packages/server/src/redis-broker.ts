@@ -1,9 +1,10 @@
 import type { StreamPosition } from '@herald/protocol';
 import type { AdminCommand, Broker, BrokerHandler, ChannelEvent, ChannelMessage, DirectMessage, HistoryPolicy } from './broker.js';
-import { newEpoch } from './memory-history.js';
+import type { Recovery } from './history.js';
+import { newEpoch } from './epoch.js';
 import { toUnavailable, type RedisCommandClient, type RedisSubscriberClient } from './redis-client.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './redis-envelope.js';
-import { APPEND_AND_PUBLISH, appendArgs, type RedisHistory } from './redis-history.js';
+import { APPEND_AND_PUBLISH, RedisHistory, appendArgs } from './redis-history.js';
 import { RedisKeys, type Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 
@@ -20,17 +21,30 @@ export interface RedisBrokerOptions {
   /** `start()` waits at most this long for Redis before it resolves anyway (not ready), in ms. @default 3000 */
   startTimeoutMs?: number;
   /**
-   * History reader used to fill the gap after the subscriber connection was lost: messages of
-   * history channels published meanwhile are delivered in order once it is back. Optional.
+   * The command timeout of the clients (`HERALD_REDIS_COMMAND_TIMEOUT_MS`), in ms: a history
+   * publish carries a deadline a little before it (`timeout - min(500, timeout / 4)`) after
+   * which the Lua script refuses to run, so a publish answered `unavailable` reaches nobody.
+   * @default 2000
    */
-  history?: RedisHistory;
-  /** Epoch generator for new history streams. @default random 8 characters */
+  commandTimeoutMs?: number;
+  /** Lifetime of the epoch of a history stream nobody published to yet, in ms. @default 300000 */
+  emptyStreamTtlMs?: number;
+  /** Wait before retrying a gap fill that failed (Redis went away again), in ms. @default 250 */
+  gapRetryMs?: number;
+  /** Epoch generator for new history streams. @default newEpoch (epoch.ts) */
   newEpoch?: () => string;
   log?: Logger;
 }
 
 /** Subscribe/unsubscribe at most this many channels per command when restoring. */
 const RESUBSCRIBE_CHUNK = 1000;
+
+/** A history channel whose live stream has a hole: live messages wait in `buffer` while it is filled. */
+interface Gap {
+  buffer: ChannelMessage[];
+  /** A fill is running for it. */
+  running: boolean;
+}
 
 /**
  * The cluster broker on Redis pub/sub (SPEC §5, docs/cluster.md).
@@ -45,6 +59,10 @@ const RESUBSCRIBE_CHUNK = 1000;
  * - History messages are appended and published by one Lua script and reach every node, this
  *   one included, through the subscription, so all nodes see a channel's messages in offset order.
  * - Every envelope is encoded once per publish and decoded once per receiving node.
+ * - Continuity (SPEC §5): when its subscription was interrupted, or a history message arrives
+ *   past a hole (or under a new epoch), the broker fills each history channel's gap from history
+ *   before handing over newer messages, or calls `onLost`; channels without history get `onLost`
+ *   after every interruption. A history publish is fenced by a deadline (all or none).
  * - A PING probe on both connections detects a Redis that stopped answering (SIGSTOP,
  *   half-open TCP); commands time out (`commandTimeout`) rather than hang.
  */
@@ -57,10 +75,19 @@ export class RedisBroker implements Broker {
   private readonly sub: RedisSubscriberClient;
   private readonly channels = new Set<string>();
   private readonly users = new Set<string>();
-  /** Last history position seen per subscribed channel (gap recovery, duplicate drop). */
+  /** Last history position handed over per subscribed channel (gap fill, duplicate drop). */
   private readonly lastSeen = new Map<string, StreamPosition>();
-  /** Channels being gap-recovered: live history messages wait here meanwhile. */
-  private readonly recovering = new Map<string, ChannelMessage[]>();
+  /**
+   * Per subscribed history channel with no message handed over yet: the lowest position a local
+   * subscriber read after the subscription was in place. Messages after it reach this node live,
+   * so it is where a gap fill starts when nothing was seen yet.
+   */
+  private readonly baseline = new Map<string, StreamPosition>();
+  /** History channels being filled. */
+  private readonly gaps = new Map<string, Gap>();
+  /** Channels without a known position whose subscription was interrupted: `onLost` is due. */
+  private readonly pendingLost = new Set<string>();
+  private readonly history: RedisHistory;
   private readonly epoch: () => string;
   private subscribed = false;
   private subGeneration = 0;
@@ -82,6 +109,7 @@ export class RedisBroker implements Broker {
     this.epoch = options.newEpoch ?? newEpoch;
     this.probeInterval = options.probeIntervalMs ?? 1000;
     this.probeTimeout = options.probeTimeoutMs ?? 2000;
+    this.history = new RedisHistory(this.pub, { prefix: options.prefix, emptyStreamTtlMs: options.emptyStreamTtlMs, newEpoch: this.epoch, log: options.log });
     // Whoever created the clients should log errors; this guarantees no `error` goes unhandled.
     this.pub.on('error', () => undefined);
     this.sub.on('error', () => undefined);
@@ -91,12 +119,7 @@ export class RedisBroker implements Broker {
     });
     for (const ev of ['close', 'end']) this.pub.on(ev, () => this.update());
     this.sub.on('ready', () => void this.onSubscriberReady());
-    for (const ev of ['close', 'end']) {
-      this.sub.on(ev, () => {
-        this.subscribed = false;
-        this.update();
-      });
-    }
+    for (const ev of ['close', 'end']) this.sub.on(ev, () => this.onSubscriberClose());
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
     if (this.sub.status === 'ready') void this.onSubscriberReady();
   }
@@ -164,29 +187,115 @@ export class RedisBroker implements Broker {
     }
     if (generation !== this.subGeneration || this.closed) return;
     this.subscribed = true;
-    if (wanted.length > 2) this.log?.info({ channels: this.channels.size, users: this.users.size }, 'subscriptions restored');
+    if (wanted.length > 2) this.log?.info({ channels: this.channels.size, users: this.users.size, gaps: this.gaps.size }, 'subscriptions restored');
     this.update();
-    void this.fillGaps();
+    for (const channel of [...this.pendingLost]) this.emitLost(channel);
+    for (const channel of this.gaps.keys()) void this.fill(channel);
   }
 
-  /** After a reconnect: delivers history messages the node missed while unsubscribed, in order. */
-  private async fillGaps(): Promise<void> {
-    const history = this.options.history;
-    if (!history) return;
-    for (const [channel, since] of [...this.lastSeen]) {
-      if (!this.channels.has(channel) || this.recovering.has(channel)) continue;
-      this.recovering.set(channel, []);
-      try {
-        const recovery = await history.recover(channel, since);
-        for (const m of recovery.messages) this.deliverHistory(m);
-        if (!recovery.recovered) this.log?.warn({ channel, since }, 'messages lost while the subscription was down');
-      } catch (err) {
-        this.log?.warn({ err: (err as Error).message, channel }, 'gap recovery failed');
-      } finally {
-        const buffered = this.recovering.get(channel) ?? [];
-        this.recovering.delete(channel);
-        for (const m of buffered) this.deliverHistory(m);
+  /**
+   * The subscriber connection is gone: every channel it carried has a gap from now on. History
+   * channels are filled once it is back (live messages wait meanwhile); the others get `onLost`.
+   */
+  private onSubscriberClose(): void {
+    if (this.subscribed) {
+      for (const channel of this.channels) {
+        const gap = this.gaps.get(channel);
+        // Already being filled: what was buffered is read again from history after the reconnect.
+        if (gap) gap.buffer = [];
+        else if (this.lastSeen.has(channel) || this.baseline.has(channel)) this.gaps.set(channel, { buffer: [], running: false });
+        else this.pendingLost.add(channel);
       }
+      if (this.channels.size > 0) this.log?.warn({ channels: this.channels.size, history: this.gaps.size }, 'subscription interrupted; filling gaps on reconnect');
+    }
+    this.subscribed = false;
+    this.update();
+  }
+
+  /**
+   * Fills the gap of a history channel: the messages after the last one handed over, in offset
+   * order, then the live ones that waited. Runs only while the broker is available (a fill before
+   * the command connection is back would fail, issue 12) and retries until it succeeds, the
+   * channel is unsubscribed or the broker closes.
+   */
+  private async fill(channel: string): Promise<void> {
+    const gap = this.gaps.get(channel);
+    if (!gap || gap.running) return;
+    gap.running = true;
+    try {
+      let failed = false;
+      while (this.gaps.get(channel) === gap && !this.closed) {
+        if (failed) await new Promise((r) => setTimeout(r, this.options.gapRetryMs ?? 250).unref());
+        failed = false;
+        if (!this.availableNow) {
+          await this.whenAvailable();
+          continue;
+        }
+        try {
+          if (await this.fillOnce(channel, gap)) return;
+        } catch (err) {
+          this.log?.warn({ err: (err as Error).message, channel }, 'gap fill failed; retrying');
+        }
+        failed = true;
+      }
+    } finally {
+      gap.running = false;
+    }
+  }
+
+  /** One attempt of {@link fill}; false when the subscription was interrupted again meanwhile. */
+  private async fillOnce(channel: string, gap: Gap): Promise<boolean> {
+    const generation = this.subGeneration;
+    const since = this.lastSeen.get(channel) ?? this.baseline.get(channel);
+    if (!since) {
+      this.gaps.delete(channel);
+      this.emitLost(channel);
+      for (const m of gap.buffer) this.deliverHistory(m);
+      return true;
+    }
+    let recovery: Recovery = await this.history.recover(channel, since);
+    if (recovery.position.epoch !== since.epoch) {
+      // A new epoch (Redis restarted empty, or the stream expired): its messages are all there,
+      // so subscribers are brought onto it from its first offset instead of skipping them.
+      recovery = { ...(await this.history.recover(channel, { offset: 0, epoch: recovery.position.epoch })), recovered: false };
+    }
+    if (this.gaps.get(channel) !== gap) return true; // unsubscribed meanwhile
+    if (!recovery.recovered) {
+      const first = recovery.messages[0]?.offset;
+      const from = { offset: first === undefined ? recovery.position.offset : first - 1, epoch: recovery.position.epoch };
+      this.log?.warn({ channel, since, from }, 'messages lost: history epoch changed or trimmed');
+      this.lastSeen.set(channel, from);
+      this.emitLost(channel, from);
+    }
+    for (const m of recovery.messages) this.hand(m);
+    if (generation !== this.subGeneration || !this.subscribed) {
+      gap.buffer = [];
+      return false;
+    }
+    this.gaps.delete(channel);
+    for (const m of gap.buffer) this.deliverHistory(m);
+    return true;
+  }
+
+  /** Resolves once the broker is available (or closed). */
+  private whenAvailable(): Promise<void> {
+    if (this.availableNow || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.availabilityWaiters.delete(done);
+        resolve();
+      };
+      this.availabilityWaiters.add(done);
+    });
+  }
+
+  private emitLost(channel: string, position?: StreamPosition): void {
+    this.pendingLost.delete(channel);
+    if (!this.channels.has(channel)) return;
+    try {
+      this.handler?.onLost?.(channel, position);
+    } catch (err) {
+      this.log?.error({ err }, 'broker handler failed');
     }
   }
 
@@ -201,6 +310,9 @@ export class RedisBroker implements Broker {
   async unsubscribe(channel: string): Promise<void> {
     this.channels.delete(channel);
     this.lastSeen.delete(channel);
+    this.baseline.delete(channel);
+    this.gaps.delete(channel);
+    this.pendingLost.delete(channel);
     if (this.closed || this.sub.status !== 'ready') return;
     await this.sub.unsubscribe(this.keys.channel(channel)).catch(() => undefined);
   }
@@ -235,10 +347,9 @@ export class RedisBroker implements Broker {
         const event = env.event;
         if (!this.channels.has(event.channel)) return;
         if (event.kind === 'message' && event.offset !== undefined) {
-          const buffer = this.recovering.get(event.channel);
-          if (buffer) buffer.push(event);
-          else this.deliverHistory(event);
+          this.deliverHistory(event);
         } else {
+          if (this.pendingLost.has(event.channel)) this.emitLost(event.channel);
           this.handler?.onChannelEvent(event);
         }
       } else if (env.type === 'direct') {
@@ -251,12 +362,60 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** Delivers a history message unless this node already delivered its offset. */
+  /**
+   * A live history message: waits while its channel is being filled; one that does not follow
+   * the last position (a hole — Redis ran a publish this node's subscription missed — or a new
+   * epoch) starts a fill; otherwise it is handed over.
+   */
   private deliverHistory(m: ChannelMessage): void {
+    const gap = this.gaps.get(m.channel);
+    if (gap) {
+      gap.buffer.push(m);
+      return;
+    }
+    const seen = this.lastSeen.get(m.channel);
+    const ref = seen ?? this.baseline.get(m.channel);
+    if (ref && (ref.epoch !== m.epoch || m.offset! > ref.offset + 1) && !(seen && seen.epoch === m.epoch && m.offset! <= seen.offset)) {
+      this.log?.warn({ channel: m.channel, last: ref, offset: m.offset, epoch: m.epoch }, 'hole in the live stream; filling from history');
+      this.gaps.set(m.channel, { buffer: [m], running: false });
+      void this.fill(m.channel);
+      return;
+    }
+    this.hand(m);
+  }
+
+  /** Hands a history message over unless this node already did (same epoch, offset not above the last). */
+  private hand(m: ChannelMessage): void {
+    if (!this.channels.has(m.channel)) return;
     const seen = this.lastSeen.get(m.channel);
     if (seen && seen.epoch === m.epoch && m.offset! <= seen.offset) return;
-    if (this.channels.has(m.channel)) this.lastSeen.set(m.channel, { offset: m.offset!, epoch: m.epoch! });
+    this.lastSeen.set(m.channel, { offset: m.offset!, epoch: m.epoch! });
+    this.baseline.delete(m.channel);
     this.handler?.onChannelEvent(m);
+  }
+
+  // ---- history ------------------------------------------------------------------
+
+  async position(channel: string): Promise<StreamPosition> {
+    const position = await this.history.position(channel);
+    this.noteBaseline(channel, position);
+    return position;
+  }
+
+  async recover(channel: string, since: StreamPosition): Promise<Recovery> {
+    const recovery = await this.history.recover(channel, since);
+    this.noteBaseline(channel, recovery.position);
+    return recovery;
+  }
+
+  /**
+   * A local subscriber read `position` of a subscribed channel (after the subscription was in
+   * place): until a message is handed over, the lowest such read is where a gap fill starts.
+   */
+  private noteBaseline(channel: string, position: StreamPosition): void {
+    if (!this.channels.has(channel) || this.lastSeen.has(channel) || this.gaps.has(channel)) return;
+    const b = this.baseline.get(channel);
+    if (!b || b.epoch !== position.epoch || position.offset < b.offset) this.baseline.set(channel, position);
   }
 
   // ---- sending ----------------------------------------------------------------
@@ -265,12 +424,15 @@ export class RedisBroker implements Broker {
     const envelope = encodeEnvelope({ type: 'event', node: this.nodeId, event });
     if (event.kind === 'message' && history) {
       if (!this.canPublish) throw new BrokerUnavailableError('redis is unavailable');
+      const timeout = this.options.commandTimeoutMs ?? 2000;
+      const deadline = Date.now() + timeout - Math.min(500, timeout / 4);
       let reply: [number, string];
       try {
-        reply = (await APPEND_AND_PUBLISH.run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch()))) as [number, string];
+        reply = (await APPEND_AND_PUBLISH.run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch(), deadline))) as [number, string];
       } catch (err) {
         throw toUnavailable(err, 'history publish', this.log);
       }
+      if (Number(reply[0]) < 0) throw new BrokerUnavailableError('redis ran the publish after its deadline and refused it');
       return { offset: Number(reply[0]), epoch: String(reply[1]) };
     }
     if (this.channels.has(event.channel)) {
@@ -351,6 +513,8 @@ export class RedisBroker implements Broker {
     this.closed = true;
     clearInterval(this.probeTimer);
     this.update();
+    for (const w of [...this.availabilityWaiters]) w();
+    this.gaps.clear();
     this.channels.clear();
     this.users.clear();
     await Promise.all([quit(this.pub), quit(this.sub)]);

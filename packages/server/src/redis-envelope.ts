@@ -7,12 +7,14 @@ import type { AdminCommand, ChannelEvent, ChannelMessage, DirectMessage } from '
  * ```
  * envelope := [position] header LF [payload]
  * position := "@" offset ":" epoch " "     (history messages only; written by the Lua script)
- * header   := JSON {"t":"e"|"d"|"c", "n":<sender node>, "e"|"d"|"c": <event | direct | command>, "b"?: 1}
- * payload  := the raw bytes of a binary message ("b":1), empty otherwise
+ * header   := JSON {"t":"e"|"d"|"c", "n":<sender node>, "e"|"d"|"c": <event | direct | command>, "b"?: 1, "j"?: 1}
+ * payload  := the raw bytes of a binary message ("b":1), the JSON text of a text message's
+ *             data ("j":1), empty otherwise
  * ```
  *
  * JSON.stringify never emits a raw line feed, so the first LF after the position ends the
- * header. Binary payloads travel as bytes (no base64), and the position is a plain-text prefix
+ * header. Payloads travel as bytes (no base64, and a message's JSON is never parsed on the way:
+ * receivers splice it into the `message` frame as is), and the position is a plain-text prefix
  * so the Lua script can add it without parsing JSON.
  */
 export type Envelope =
@@ -31,11 +33,15 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
   if (envelope.type === 'event') {
     const event = envelope.event;
     if (event.kind === 'message') {
-      const { bytes, offset: _o, epoch: _e, ...rest } = event;
+      const { bytes, json, data, offset: _o, epoch: _e, ...rest } = event;
       header = { t: 'e', n: envelope.node, e: rest };
       if (bytes) {
         header.b = 1;
         payload = bytes;
+      } else {
+        // The text stays text: receivers put these bytes into their frames without parsing.
+        header.j = 1;
+        payload = json ?? Buffer.from(JSON.stringify(data));
       }
     } else {
       header = { t: 'e', n: envelope.node, e: event };
@@ -82,6 +88,7 @@ export function decodeEnvelope(buf: Buffer): Envelope {
       if (event.kind === 'message') {
         // The payload is a view into the received buffer; the hub copies it into one frame.
         if (header.b === 1) (event as ChannelMessage).bytes = buf.subarray(lf + 1);
+        else if (header.j === 1) (event as ChannelMessage).json = buf.subarray(lf + 1);
         if (position) Object.assign(event, position);
       }
       return { type: 'event', node: header.n, event, position };

@@ -1,7 +1,7 @@
 import type { StreamPosition } from '@herald/protocol';
 import type { ChannelMessage, HistoryPolicy } from './broker.js';
 import type { History, Recovery } from './history.js';
-import { newEpoch } from './memory-history.js';
+import { newEpoch } from './epoch.js';
 import { toUnavailable, type RedisCommandClient } from './redis-client.js';
 import { decodeEnvelope } from './redis-envelope.js';
 import { RedisKeys, type Logger } from '@herald/shared';
@@ -22,10 +22,17 @@ local o = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 /**
  * Appends a message and publishes it, atomically (SPEC §5): the position prefix is written
  * here, so the stored entry and the published envelope are the same bytes.
- * KEYS: meta, list. ARGV: pub/sub channel, envelope, size, ttl ms, candidate epoch.
+ * KEYS: meta, list. ARGV: pub/sub channel, envelope, size, ttl ms, candidate epoch, deadline.
+ *
+ * The deadline (ms since the epoch) fences a publish whose sender has given up: a script that
+ * runs later — Redis was frozen with the command in its input buffer, and the worker answered
+ * `unavailable` when its command timeout passed — refuses and returns `{-1}`, so that publish
+ * reaches nobody instead of some (all or none, issue 12; docs/cluster.md).
  */
 export const APPEND_AND_PUBLISH = new RedisScript(
   `
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then return {-1} end
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
   e = ARGV[5]
@@ -87,8 +94,9 @@ export interface RedisHistoryOptions {
 
 /**
  * History kept in Redis: per channel a hash `{o, e}` (latest offset, epoch) and a list of the
- * last N entries, both expiring after the namespace's TTL. Appends happen in the broker's
- * publish script ({@link APPEND_AND_PUBLISH}); reads are one script call each.
+ * last N entries, both expiring after the namespace's TTL. The read half of {@link RedisBroker},
+ * which creates it on its command connection; appends happen in the broker's publish script
+ * ({@link APPEND_AND_PUBLISH}); reads are one script call each.
  */
 export class RedisHistory implements History {
   private readonly keys: RedisKeys;
@@ -136,7 +144,7 @@ export class RedisHistory implements History {
   }
 }
 
-/** Arguments of {@link APPEND_AND_PUBLISH} for `channel`. */
-export function appendArgs(keys: RedisKeys, channel: string, envelope: Buffer, policy: HistoryPolicy, epoch: string): Array<string | Buffer | number> {
-  return [keys.historyMeta(channel), keys.historyList(channel), keys.channel(channel), envelope, Math.max(1, policy.size), Math.max(1, policy.ttlMs), epoch];
+/** Arguments of {@link APPEND_AND_PUBLISH} for `channel`; `deadline` in ms since the epoch. */
+export function appendArgs(keys: RedisKeys, channel: string, envelope: Buffer, policy: HistoryPolicy, epoch: string, deadline: number): Array<string | Buffer | number> {
+  return [keys.historyMeta(channel), keys.historyList(channel), keys.channel(channel), envelope, Math.max(1, policy.size), Math.max(1, policy.ttlMs), epoch, deadline];
 }

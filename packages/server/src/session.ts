@@ -16,7 +16,7 @@ import type { Broker, ChannelMessage } from './broker.js';
 import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import type { Hub, HubMember } from './hub.js';
-import { toServerFrame, writeFramed } from './hub.js';
+import { encodeChannelMessage, writeFramed } from './hub.js';
 import { closeWithGrace } from './close.js';
 import type { Namespaces } from './namespaces.js';
 import type { Identity } from './identity.js';
@@ -197,6 +197,13 @@ export class Session implements HubMember {
     this.write(frame, false);
   }
 
+  lost(channel: string, frame: Buffer): void {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    if (sub.buffer) sub.buffer.push({ frame, binary: false });
+    else this.write(frame, false);
+  }
+
   /** Closes with `code`; a peer that does not take the close frame is terminated after the grace time. */
   close(code: number, reason: string): void {
     if (this.closing) return;
@@ -337,7 +344,8 @@ export class Session implements HubMember {
         await this.unsubscribe(frame.channel);
         return this.ack(frame.id);
       case 'publish': {
-        const position = await this.publish(frame.channel, { data: frame.data });
+        // Encoded once here; every node frames these bytes without parsing them again (issue 11).
+        const position = await this.publish(frame.channel, { json: Buffer.from(JSON.stringify(frame.data)) });
         return this.ack(frame.id, position ? { offset: position.offset, epoch: position.epoch } : {});
       }
       case 'presence': {
@@ -379,10 +387,21 @@ export class Session implements HubMember {
       if (ns.historySize > 0) {
         let last: number;
         if (since) {
-          const recovery = await deps.history.recover(channel, since);
+          let recovery = await deps.history.recover(channel, since);
+          if (recovery.position.epoch !== since.epoch) {
+            // A new epoch (Redis restarted, or the stream expired): when all of it is still there,
+            // the client is brought onto it from its first offset instead of skipping it;
+            // otherwise it goes on from the latest position (told by the `lost` frame below).
+            const fresh = await deps.history.recover(channel, { offset: 0, epoch: recovery.position.epoch });
+            recovery = { messages: fresh.recovered ? fresh.messages : [], position: fresh.position, recovered: false };
+          }
+          if (!recovery.recovered) {
+            // Told before the replay: what follows continues after this position (SPEC §5).
+            const from = recovery.messages.length > 0 ? recovery.messages[0]!.offset! - 1 : recovery.position.offset;
+            this.sendFrame({ type: 'lost', channel, offset: from, epoch: recovery.position.epoch });
+          }
           for (const m of recovery.messages) this.writeMessage(m);
-          last = recovery.messages.at(-1)?.offset ?? since.offset;
-          if (since.epoch !== recovery.position.epoch) last = 0;
+          last = recovery.messages.at(-1)?.offset ?? (recovery.position.epoch === since.epoch ? since.offset : recovery.position.offset);
           ackFields = { offset: recovery.position.offset, epoch: recovery.position.epoch, recovered: recovery.recovered };
         } else {
           const position = await deps.history.position(channel);
@@ -428,7 +447,7 @@ export class Session implements HubMember {
 
   private writeMessage(m: ChannelMessage): void {
     if (m.bytes) this.write(encodeBinaryFrame(m.channel, m.bytes), true);
-    else this.write(encodeServerFrame(toServerFrame(m)), false);
+    else this.write(encodeChannelMessage(m), false);
   }
 
   private async join(channel: string): Promise<void> {
@@ -453,7 +472,7 @@ export class Session implements HubMember {
     }
   }
 
-  private async publish(channel: string, payload: { data?: unknown; bytes?: Uint8Array }): Promise<StreamPosition | undefined> {
+  private async publish(channel: string, payload: { json?: Uint8Array; bytes?: Uint8Array }): Promise<StreamPosition | undefined> {
     const ns = this.deps.namespaces.forChannel(channel);
     const refusal = canPublish(this.identity, channel, ns);
     if (refusal) throw frameError(ErrorCode.Forbidden, refusal);

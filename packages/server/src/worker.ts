@@ -4,7 +4,6 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, ErrorCode, HttpErrorCode } from '@herald/protocol';
 import type { Broker } from './broker.js';
-import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import { MemoryBroker } from './memory-broker.js';
 import { MemoryPresence } from './memory-presence.js';
@@ -34,8 +33,6 @@ export interface WorkerOptions {
   broker?: Broker;
   /** Presence store. @default a new MemoryPresence */
   presence?: Presence;
-  /** History store; with the default broker, the broker's own memory history. */
-  history?: History;
   /** Options per namespace (`""` is the default namespace). @default {} */
   namespaces?: Record<string, Partial<NamespaceOptions>>;
   /** Authentication of upgrades. @default new Authenticator('none') */
@@ -83,7 +80,6 @@ export class HeraldWorker {
   readonly server: Server;
   private readonly broker: Broker;
   private readonly presence: Presence;
-  private readonly history: History;
   private readonly log: Logger;
   private readonly wss: WebSocketServer;
   private readonly heartbeat: Heartbeat;
@@ -111,9 +107,7 @@ export class HeraldWorker {
     this.opts = { maxMessageBytes: 65_536, heartbeatMs: 25_000, drainMs: 10_000, handshakeTimeoutMs: 10_000, maxConnections: 20_000, ...options };
     this.nodeId = options.nodeId ?? 'node';
     this.log = options.log ?? createLogger('info', { node: this.nodeId });
-    const memory = options.broker ? undefined : new MemoryBroker();
-    this.broker = options.broker ?? memory!;
-    this.history = options.history ?? memory?.history ?? (() => { throw new TypeError('a custom broker needs a history store'); })();
+    this.broker = options.broker ?? new MemoryBroker();
     this.presence = options.presence ?? new MemoryPresence();
     this.namespaces = new Namespaces(options.namespaces);
     this.authenticator = options.authenticator ?? new Authenticator('none');
@@ -168,6 +162,7 @@ export class HeraldWorker {
           this.log.info({ user: command.user, connections: n }, 'admin disconnect');
         }
       },
+      onLost: (channel, position) => this.hub.lost(channel, position),
       onAvailability: (available) => {
         this.metrics.brokerUp.set(available ? 1 : 0);
         this.log[available ? 'info' : 'warn']({ available }, available ? 'broker available' : 'broker unavailable');
@@ -293,7 +288,7 @@ export class HeraldWorker {
         hub: this.hub,
         broker: this.broker,
         presence: this.presence,
-        history: this.history,
+        history: this.broker,
         namespaces: this.namespaces,
         limits: this.limits,
         metrics: this.metrics,
