@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { freePort } from '../helpers/ports.js';
 import { eventually } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
+import { createTestCa, type TestCa } from '../helpers/tls.js';
 import { getStatus, type BalancerStatusBody } from '../helpers/balancer.js';
 import { startDockerd, type Dockerd } from './dockerd.js';
 import { have, ROOT, run, type RunResult } from './exec.js';
@@ -43,10 +44,17 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
   let compose: (args: string[], log?: string, allowFail?: boolean) => Promise<RunResult>;
   let httpPort: number;
   let nginxPort: number;
+  let nginxTlsPort: number;
+  /** The throw-away CA of the nginx certificate this suite drops into nginx/certs (when none is there). */
+  let ca: TestCa | undefined;
+  let placedCerts: string[] = [];
   const clients: TestClient[] = [];
 
   const status = (): Promise<BalancerStatusBody> => getStatus(httpPort);
-  const ws = (port: number, sid: string) => TestClient.open(`ws://127.0.0.1:${port}/ws?sid=${encodeURIComponent(sid)}`, { handshakeTimeout: 5000 });
+  const ws = (port: number, sid: string) =>
+    port === nginxTlsPort
+      ? TestClient.open(`wss://127.0.0.1:${port}/ws?sid=${encodeURIComponent(sid)}`, { handshakeTimeout: 5000, ca: ca!.ca })
+      : TestClient.open(`ws://127.0.0.1:${port}/ws?sid=${encodeURIComponent(sid)}`, { handshakeTimeout: 5000 });
   const docker = (args: string[]) => run('docker', args, { env: dockerd!.env });
 
   /** Clients with distinct sids until `count` of them sit on distinct workers. */
@@ -97,7 +105,18 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     say(`dockerd: ${dockerd.storageDriver} storage, data root ${CACHE}/data`);
     httpPort = await freePort();
     nginxPort = await freePort();
-    const env = { ...dockerd.env, HERALD_HTTP_PORT: String(httpPort), HERALD_NGINX_PORT: String(nginxPort) };
+    nginxTlsPort = await freePort();
+    // The nginx profile terminates TLS with nginx/certs/herald.{crt,key} (nginx/certs/README.md):
+    // a certificate of a throw-away CA, put there for this run and removed after it.
+    const certs = `${ROOT}nginx/certs/`;
+    if (!existsSync(`${certs}herald.crt`)) {
+      ca = createTestCa();
+      const cert = ca.issue('herald');
+      copyFileSync(cert.certFile, `${certs}herald.crt`);
+      copyFileSync(cert.keyFile, `${certs}herald.key`);
+      placedCerts = [`${certs}herald.crt`, `${certs}herald.key`];
+    }
+    const env = { ...dockerd.env, HERALD_HTTP_PORT: String(httpPort), HERALD_NGINX_PORT: String(nginxPort), HERALD_NGINX_TLS_PORT: String(nginxTlsPort) };
     // `--profile nginx` everywhere, so `down`, `ps` and `logs` see nginx too; `up` names its services.
     compose = (args, log = 'compose.log', allowFail = false) =>
       run(composeCli[0]!, [...composeCli.slice(1), '-p', PROJECT, '--profile', 'nginx', ...args], { env, log, allowFail });
@@ -115,6 +134,8 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
 
   after(async function () {
     await Promise.all(clients.map((c) => c.close()));
+    for (const f of placedCerts) rmSync(f, { force: true });
+    ca?.remove();
     if (!dockerd) return;
     try {
       await compose(['down', '--volumes', '--remove-orphans']);
@@ -157,7 +178,7 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     expect(before.workers.every((w) => after.workers.some((a) => a.node === w.node)), 'the first three stay').to.equal(true);
   });
 
-  it('routes through nginx under the `nginx` profile', async () => {
+  it('routes through nginx under the `nginx` profile (wss:// at nginx)', async function () {
     // Compose waits for the workers' healthchecks (depends_on: service_healthy), then starts nginx.
     await compose(['up', '--detach', '--no-recreate', '--scale', 'worker=4']);
     const health = await eventually(async () => {
@@ -166,7 +187,9 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
       return res.headers.get('server');
     }, { timeout: 60_000, interval: 500 });
     expect(health).to.equal('nginx');
-    const group = await onDistinctWorkers(nginxPort, 2, 'nginx');
+    // Plain HTTP answers health checks only; WebSockets go through the TLS server (wss://).
+    if (!ca) this.skip(); // nginx/certs holds a certificate of the user's: its CA is unknown here
+    const group = await onDistinctWorkers(nginxTlsPort, 2, 'nginx');
     await exchange(group, 'room:nginx');
   });
 

@@ -10,3 +10,5 @@ export * from './cluster.js';
 export * from './raw-ws.js';
 export * from './tokens.js';
 export * from './socket-pair.js';
+export * from './tls.js';
+export * from './nginx.js';

@@ -10,10 +10,13 @@ export interface TestRedis {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `redis-server` on a free port (optionally a given one, to restart on the same port). */
-export async function startRedis(port?: number): Promise<TestRedis> {
+/**
+ * Starts `redis-server` on a free port (optionally a given one, to restart on the same port);
+ * `extraArgs` are appended (e.g. `--requirepass`, `--user` ACL directives).
+ */
+export async function startRedis(port?: number, extraArgs: string[] = []): Promise<TestRedis> {
   const p = port ?? (await freePort());
-  const child = spawnChild(`redis:${p}`, 'redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice']);
+  const child = spawnChild(`redis:${p}`, 'redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...extraArgs]);
   await child.waitForLine((l) => l.includes('Ready to accept connections'));
   return {
     port: p,
