@@ -32,6 +32,7 @@ async function openTunnel(relay: Relay, before?: (clientEnd: net.Socket, client:
     checkSoon: () => undefined,
     closed: () => released++,
     handshakeTimeoutMs: 5000,
+    tunnelIdleMs: 0,
     logger: pino({ level: 'silent' }),
   };
   await before?.(clientEnd, client);

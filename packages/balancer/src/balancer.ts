@@ -109,6 +109,7 @@ export class Balancer {
         if (this.tunnels.size === 0) this.tunnelsGone?.();
       },
       handshakeTimeoutMs: config.handshakeTimeoutMs,
+      tunnelIdleMs: config.tunnelIdleMs,
       logger,
     };
 

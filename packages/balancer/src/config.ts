@@ -41,6 +41,12 @@ export interface BalancerConfig {
   readonly handshakeTimeoutMs: number;
   /** Time a worker has to answer a plain HTTP request (`HERALD_UPSTREAM_TIMEOUT_MS`). @default 30000 */
   readonly upstreamTimeoutMs: number;
+  /**
+   * An open tunnel through which no byte moved either way for this long is closed
+   * (`HERALD_TUNNEL_IDLE_MS`; 0 = never), like nginx's `proxy_read_timeout`. Above the worker's
+   * heartbeat (25 s), whose pings keep live connections busy, so only dead peers are dropped. @default 60000
+   */
+  readonly tunnelIdleMs: number;
   /** On SIGTERM, time over which open tunnels are closed in paced batches (`HERALD_DRAIN_MS`). @default 10000 */
   readonly drainMs: number;
   /**
@@ -76,6 +82,7 @@ const schema = z
     HERALD_HANDSHAKE_TIMEOUT_MS: SharedEnv.HERALD_HANDSHAKE_TIMEOUT_MS,
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
     HERALD_DRAIN_MS: SharedEnv.HERALD_DRAIN_MS,
+    HERALD_TUNNEL_IDLE_MS: int(0, 86_400_000, 60_000),
     HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
     LOG_LEVEL: SharedEnv.LOG_LEVEL,
   })
@@ -125,6 +132,7 @@ const schema = z
       handshakeTimeoutMs: env.HERALD_HANDSHAKE_TIMEOUT_MS,
       upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,
       drainMs: env.HERALD_DRAIN_MS,
+      tunnelIdleMs: env.HERALD_TUNNEL_IDLE_MS,
       relay: env.HERALD_RELAY,
       logLevel: env.LOG_LEVEL,
     };

@@ -8,8 +8,8 @@ import type { BalancerConfig } from './config.js';
  */
 export const HALF_CLOSE_LINGER_MS = 1000;
 
-/** Which side ended a relayed tunnel: a socket reached end-of-stream or failed, or `close()` was called. */
-export type RelayEnd = 'client' | 'worker' | 'closed';
+/** Why a relayed tunnel ended: that side ended or failed, `close()` was called, or it was idle for `HERALD_TUNNEL_IDLE_MS`. */
+export type RelayEnd = 'client' | 'worker' | 'closed' | 'idle';
 
 /** Called once per relayed tunnel when both its sockets are closed. `errno` is 0 for a clean end. */
 export type RelayClosed = (end: RelayEnd, errno: number) => void;
@@ -37,12 +37,13 @@ export interface Relay {
  * pipes, `native` the relay or a ConfigError, `auto` the relay when `@herald/relay` is installed
  * and built, else the pipes with one warning line.
  *
- * @param choice - `HERALD_RELAY`
+ * @param config - `HERALD_RELAY` and `HERALD_TUNNEL_IDLE_MS`
  * @param logger - the process logger
  * @returns the relay, or undefined for the pipes
  * @throws ConfigError for `native` without the relay
  */
-export async function loadRelay(choice: BalancerConfig['relay'], logger: Logger): Promise<Relay | undefined> {
+export async function loadRelay(config: Pick<BalancerConfig, 'relay' | 'tunnelIdleMs'>, logger: Logger): Promise<Relay | undefined> {
+  const choice = config.relay;
   if (choice === 'js') {
     logger.info({ relay: 'js' }, 'tunnels stay on stream pipes (HERALD_RELAY=js)');
     return undefined;
@@ -51,7 +52,7 @@ export async function loadRelay(choice: BalancerConfig['relay'], logger: Logger)
   try {
     // An optional dependency: absent when its install was skipped or failed.
     const relay = await import('@herald/relay');
-    native = relay.nativeRelay({ lingerMs: HALF_CLOSE_LINGER_MS });
+    native = relay.nativeRelay({ lingerMs: HALF_CLOSE_LINGER_MS, idleMs: config.tunnelIdleMs });
   } catch (error) {
     native = { error: `@herald/relay is not installed (${(error as Error).message.split('\n', 1)[0]})` };
   }

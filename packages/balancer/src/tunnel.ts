@@ -21,6 +21,8 @@ export interface TunnelContext {
   /** Where open tunnels are handed over; undefined = bytes stay on http-proxy's stream pipes. */
   readonly relay: Relay | undefined;
   readonly handshakeTimeoutMs: number;
+  /** Open tunnels without traffic for this long are closed; 0 = never (the relay applies its own copy). */
+  readonly tunnelIdleMs: number;
   readonly logger: Logger;
 }
 
@@ -145,6 +147,13 @@ export class Tunnel {
       return;
     }
     this.phase = 'open';
+    if (this.ctx.tunnelIdleMs > 0) {
+      // Every byte either way passes the client socket, so its inactivity timer is the tunnel's.
+      this.client.setTimeout(this.ctx.tunnelIdleMs, () => {
+        this.ctx.logger.debug({ tunnel: this.id, worker: this.worker?.address, idleMs: this.ctx.tunnelIdleMs }, 'idle tunnel closed');
+        this.destroy();
+      });
+    }
     // http-proxy's own `upgrade` listener runs next: it writes the 101 to the client and pipes
     // the sockets. The hand-over waits for that, and runs before the pipes' first data.
     if (this.ctx.relay) process.nextTick(() => this.handOver(this.ctx.relay!));

@@ -39,7 +39,7 @@
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
 /* Why a tunnel ended, as reported to JavaScript. */
-enum reason { ENDED_BY_CLIENT = 0, ENDED_BY_WORKER = 1, CLOSED_BY_CALLER = 2 };
+enum reason { ENDED_BY_CLIENT = 0, ENDED_BY_WORKER = 1, CLOSED_BY_CALLER = 2, IDLE_TIMEOUT = 3 };
 
 struct tunnel;
 
@@ -61,8 +61,10 @@ struct tunnel {
   uint32_t slot;
   uint32_t generation;
   int closed;
+  int armed;          /* registered by the relay thread (the idle scan skips it until then) */
   int first_end;      /* the reason of the first end-of-stream; -1 while none */
   int64_t deadline;   /* half-closed: close both by then (CLOCK_MONOTONIC, ms) */
+  int64_t last_active; /* last byte moved either way (CLOCK_MONOTONIC, ms) */
   struct tunnel *prev, *next; /* in the linger list while half-closed */
   struct tunnel *free_next;   /* in the to-free list once closed */
   struct closed_event *event; /* the end report, allocated up front so closing never allocates */
@@ -91,6 +93,8 @@ struct relay {
   int running;
   napi_threadsafe_function tsfn;
   int64_t linger_ms;
+  int64_t idle_ms;        /* close a tunnel without traffic for this long; 0 = never */
+  int64_t next_idle_scan; /* data thread only */
   pthread_mutex_t lock; /* guards slots, free list, commands */
   struct tunnel **slots;
   uint32_t *generations;
@@ -272,6 +276,7 @@ static void on_readable(struct relay *r, struct side *s) {
     end_of_stream(r, s);
     return;
   }
+  t->last_active = now_ms();
   int err = send_to(peer, r->buffer, (size_t)n);
   if (err != 0) {
     close_tunnel(r, t, side_reason(peer), err);
@@ -297,6 +302,7 @@ static void on_writable(struct relay *r, struct side *s) {
 /* Registers both sockets of a new tunnel: each is read while its peer has nothing pending (the
  * bytes JavaScript had already read), and written while it has. */
 static void arm(struct relay *r, struct tunnel *t) {
+  t->armed = 1;
   for (int i = 0; i < 2; i++) {
     struct side *s = &t->side[i];
     s->mask = (side_wants_read(s) ? EPOLLIN | EPOLLRDHUP : 0) | (s->pending_len > 0 ? EPOLLOUT : 0);
@@ -359,6 +365,21 @@ static void fail_all(struct relay *r, int error) {
   }
 }
 
+/* Closes tunnels without traffic for idle_ms (like nginx's proxy_read_timeout). A scan of the
+ * slots every idle/4 (10 ms to 1 s): cheaper than keeping an ordered list on every read. */
+static void close_idle(struct relay *r, int64_t now) {
+  if (r->idle_ms <= 0 || now < r->next_idle_scan) return;
+  int64_t step = r->idle_ms / 4;
+  r->next_idle_scan = now + (step < 10 ? 10 : step > 1000 ? 1000 : step);
+  pthread_mutex_lock(&r->lock);
+  for (uint32_t i = 0; i < r->nslots; i++) {
+    struct tunnel *t = r->slots[i];
+    /* A half-closed tunnel (first_end set) is closed by its linger deadline, which is shorter. */
+    if (t != NULL && !t->closed && t->armed && t->first_end < 0 && now - t->last_active >= r->idle_ms) close_tunnel(r, t, IDLE_TIMEOUT, ETIMEDOUT);
+  }
+  pthread_mutex_unlock(&r->lock);
+}
+
 static void *run(void *arg) {
   struct relay *r = arg;
   struct epoll_event events[MAX_EVENTS];
@@ -368,6 +389,8 @@ static void *run(void *arg) {
     int64_t now = now_ms();
     while (r->linger_head != NULL && r->linger_head->deadline <= now) close_tunnel(r, r->linger_head, 0, 0);
     if (r->linger_head != NULL) timeout = (int)(r->linger_head->deadline - now);
+    close_idle(r, now);
+    if (r->idle_ms > 0 && (timeout < 0 || r->next_idle_scan - now < timeout)) timeout = (int)(r->next_idle_scan - now);
     free_closed(r);
     int n = epoll_wait(r->epfd, events, MAX_EVENTS, timeout);
     if (n < 0 && errno != EINTR) {
@@ -494,18 +517,23 @@ static napi_value start_failed(napi_env env, struct relay *r, const char *messag
 
 /* start(onClosed(id, reason, errno), lingerMs): starts the relay thread of this environment. */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) return throw_error(env, "start(onClosed, lingerMs)");
+  if (argc < 2) return throw_error(env, "start(onClosed, lingerMs, idleMs?)");
   if (get_relay(env) != NULL) return throw_error(env, "the relay is already started");
   int64_t linger = 0;
   if (napi_get_value_int64(env, argv[1], &linger) != napi_ok || linger < 0 || linger > 3600000) {
     return throw_error(env, "lingerMs must be 0 to 3600000");
   }
+  int64_t idle = 0;
+  if (argc > 2 && (napi_get_value_int64(env, argv[2], &idle) != napi_ok || idle < 0 || idle > 86400000)) {
+    return throw_error(env, "idleMs must be 0 to 86400000");
+  }
   struct relay *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_error(env, "out of memory");
   r->linger_ms = linger;
+  r->idle_ms = idle;
   pthread_mutex_init(&r->lock, NULL);
   r->epfd = epoll_create1(EPOLL_CLOEXEC);
   r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -593,6 +621,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     return throw_error(env, "out of memory");
   }
   t->event = event;
+  t->last_active = now_ms();
   armed->kind = ARM;
   armed->tunnel = t;
   t->first_end = -1;

@@ -2,8 +2,11 @@ import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import nodeGypBuild from 'node-gyp-build';
 
-/** Which side ended a relayed tunnel: a socket reached end-of-stream or failed, or `close()` was called. */
-export type RelayEnd = 'client' | 'worker' | 'closed';
+/**
+ * Why a relayed tunnel ended: that side reached end-of-stream or failed (`client`, `worker`),
+ * `close()` was called (`closed`), or no byte moved for `idleMs` (`idle`, errno ETIMEDOUT).
+ */
+export type RelayEnd = 'client' | 'worker' | 'closed' | 'idle';
 
 /** Called once per relayed tunnel when both its sockets are closed. `errno` is 0 for a clean end. */
 export type RelayClosed = (end: RelayEnd, errno: number) => void;
@@ -29,12 +32,12 @@ export interface Relay {
 
 /** The C addon (native/relay.c). */
 interface Binding {
-  start(onClosed: (id: number, reason: number, errno: number) => void, lingerMs: number): void;
+  start(onClosed: (id: number, reason: number, errno: number) => void, lingerMs: number, idleMs: number): void;
   add(clientFd: number, workerFd: number, toClient: Buffer | undefined, toWorker: Buffer | undefined): number;
   close(id: number): void;
 }
 
-const ENDS: readonly RelayEnd[] = ['client', 'worker', 'closed'];
+const ENDS: readonly RelayEnd[] = ['client', 'worker', 'closed', 'idle'];
 
 /**
  * After one side of a relayed tunnel ends, how long the other may still send before both are
@@ -47,6 +50,12 @@ export const HALF_CLOSE_LINGER_MS = 1000;
 export interface NativeRelayOptions {
   /** Half-close grace, ms (see {@link HALF_CLOSE_LINGER_MS}). @default 1000 */
   lingerMs?: number;
+  /**
+   * Closes a tunnel through which no byte moved, either way, for this long (like nginx's
+   * `proxy_read_timeout`; keep it above the worker's heartbeat, whose pings count as traffic).
+   * Checked every idle/4, so a tunnel may live up to a quarter longer. 0 = never. @default 0
+   */
+  idleMs?: number;
 }
 
 let loaded: { relay: Relay } | { error: string } | undefined;
@@ -63,11 +72,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
  * @returns the relay, or the reason it is unavailable
  */
 export function nativeRelay(options: NativeRelayOptions = {}): { relay: Relay } | { error: string } {
-  loaded ??= load(options.lingerMs ?? HALF_CLOSE_LINGER_MS);
+  loaded ??= load(options.lingerMs ?? HALF_CLOSE_LINGER_MS, options.idleMs ?? 0);
   return loaded;
 }
 
-function load(lingerMs: number): { relay: Relay } | { error: string } {
+function load(lingerMs: number, idleMs: number): { relay: Relay } | { error: string } {
   if (process.platform !== 'linux') return { error: `${process.platform} is not supported, Linux only` };
   let binding: Binding;
   try {
@@ -89,7 +98,7 @@ function load(lingerMs: number): { relay: Relay } | { error: string } {
           throw error;
         });
       }
-    }, lingerMs);
+    }, lingerMs, idleMs);
   } catch (error) {
     // No thread, epoll or eventfd for it (descriptor or process limits): the pipes take over.
     return { error: `the relay thread did not start: ${(error as Error).message}` };

@@ -16,7 +16,7 @@ try {
 const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
 let balancer: Balancer;
 try {
-  balancer = new Balancer(config, logger, await loadRelay(config.relay, logger));
+  balancer = new Balancer(config, logger, await loadRelay(config, logger));
 } catch (error) {
   // HERALD_RELAY=native without the native relay built.
   if (!(error instanceof ConfigError)) throw error;
