@@ -1,6 +1,7 @@
 import { ErrorCode } from './codes.js';
 import { isValidChannel } from './channel.js';
 import type { ClientFrame, ServerFrame, StreamPosition } from './messages.js';
+import { DEFAULT_MAX_JSON_DEPTH, exceedsJsonDepth } from './json-depth.js';
 
 /** Why a frame was refused: the `error` frame the server answers with. */
 export interface FrameError {
@@ -8,6 +9,17 @@ export interface FrameError {
   message: string;
   /** The frame's id, when it had a valid one, so the error can answer it. */
   id?: number;
+  /**
+   * Set when the frame nested deeper than the depth limit: a hostile frame rather than a
+   * mistake, which the server logs once per connection and counts as a refused frame.
+   */
+  tooDeep?: true;
+}
+
+/** Options of {@link decodeClientFrame} and {@link decodeServerFrame}. */
+export interface DecodeOptions {
+  /** Deepest nesting of arrays/objects accepted (the frame object is depth 1). @default 64 */
+  maxDepth?: number;
 }
 
 /** The result of decoding a frame: the frame, or the error to answer with. */
@@ -44,9 +56,12 @@ function positionOf(v: unknown): StreamPosition | undefined {
 /**
  * Decodes and validates one client → server text frame. Never throws: anything
  * invalid comes back as a `bad_request` {@link FrameError}, carrying the frame's `id`
- * when the id itself was valid. Unknown fields are ignored.
+ * when the id itself was valid. Unknown fields are ignored. A frame nested deeper than
+ * `options.maxDepth` is refused before it is parsed into objects (`tooDeep` set).
  */
-export function decodeClientFrame(text: string): Decoded<ClientFrame> {
+export function decodeClientFrame(text: string, options: DecodeOptions = {}): Decoded<ClientFrame> {
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  if (exceedsJsonDepth(text, maxDepth)) return tooDeep(text, maxDepth);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -102,13 +117,33 @@ export function decodeClientFrame(text: string): Decoded<ClientFrame> {
   }
 }
 
+/**
+ * The answer to a frame nested too deep: `bad_request`, with the frame's id when it has a
+ * valid one. JSON.parse itself is iterative (no stack to exhaust), so parsing once more to
+ * find the id is safe; this runs for refused frames only.
+ */
+function tooDeep(text: string, maxDepth: number): { ok: false; error: FrameError } {
+  let id: unknown;
+  try {
+    const value: unknown = JSON.parse(text);
+    id = isObject(value) ? value.id : undefined;
+  } catch {
+    // Invalid as well as deep: the depth is the answer.
+  }
+  const error: FrameError = { code: ErrorCode.BadRequest, message: `JSON nested deeper than ${maxDepth} levels`, tooDeep: true };
+  if (isPositiveInt(id)) error.id = id;
+  return { ok: false, error };
+}
+
 const SERVER_TYPES = new Set(['welcome', 'message', 'join', 'leave', 'direct', 'ack', 'error', 'pong', 'lost']);
 
 /**
  * Decodes one server → client text frame (used by the client). Checks only what the
- * client relies on: a JSON object with a known `type`. Returns `undefined` otherwise.
+ * client relies on: a JSON object with a known `type`, nested no deeper than the depth limit.
+ * Returns `undefined` otherwise.
  */
-export function decodeServerFrame(text: string): ServerFrame | undefined {
+export function decodeServerFrame(text: string, options: DecodeOptions = {}): ServerFrame | undefined {
+  if (exceedsJsonDepth(text, options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH)) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text);

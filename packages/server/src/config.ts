@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
 import { ConfigError, SharedEnv, envBool, envInt, envList, formatIssues, parseEnv } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
+import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
 
@@ -51,6 +53,8 @@ const EnvSchema = z.object({
   HERALD_MAX_UPGRADES_PER_S: envInt(0).default(1000),
   HERALD_MAX_FRAGMENTS: envInt(1).default(1024),
   HERALD_MAX_HEADER_BYTES: envInt(1024, 1024 * 1024).default(16_384),
+  HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
+  HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
 });
 
@@ -128,6 +132,10 @@ export interface WorkerConfig {
   maxUpgradesPerSec: number;
   /** Fragments per message; more close the connection with 1008. @default 1024 */
   maxFragments: number;
+  /** Deepest nesting of arrays/objects in a client frame; deeper is answered `bad_request`. @default 64 */
+  maxJsonDepth: number;
+  /** Frames of one connection queued or being handled, unanswered; more are answered `rate_limited`. @default 64 */
+  maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
 }
@@ -185,6 +193,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxUpgradesPerSec: e.HERALD_MAX_UPGRADES_PER_S,
     maxFragments: e.HERALD_MAX_FRAGMENTS,
     maxHeaderBytes: e.HERALD_MAX_HEADER_BYTES,
+    maxJsonDepth: e.HERALD_MAX_JSON_DEPTH,
+    maxFramesInFlight: e.HERALD_MAX_FRAMES_IN_FLIGHT,
     port: e.PORT,
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.\-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`,

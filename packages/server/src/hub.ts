@@ -1,9 +1,8 @@
-import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
 import { encodeBinaryFrame, encodeMessageFrame, encodeServerFrame, type ServerFrame, type StreamPosition } from '@herald/protocol';
 import type { Broker, ChannelEvent, ChannelMessage, DirectMessage } from './broker.js';
 import { Interest } from './interest.js';
 import type { Logger } from '@herald/shared';
+import { frameOnce, type WireFrame } from './ws-fast-write.js';
 
 /** What the hub needs of a local connection. */
 export interface HubMember {
@@ -11,9 +10,10 @@ export interface HubMember {
   readonly user: string | null;
   /**
    * Delivers a frame that was encoded once for every local subscriber of `channel`; `wire` is
-   * the same message framed once (see {@link frameOnce}), to be written as is when possible.
+   * the same message framed once for WebSocket transports (see `ws-fast-write.ts`), to be
+   * written as is when possible.
    */
-  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: Buffer): void;
+  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: WireFrame): void;
   /** Sends an already-encoded direct message frame. */
   deliverDirect(frame: Buffer): void;
   /** Events of `channel` were missed on this node (see `BrokerHandler.onLost`); `frame` is the encoded `lost` frame. */
@@ -122,97 +122,3 @@ export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
   return encodeMessageFrame({ channel: m.channel, json, from: m.from, offset: m.offset, epoch: m.epoch });
 }
 
-/**
- * A complete, final, unmasked server WebSocket frame (RFC 6455 §5.2) carrying `payload`:
- * built once per broadcast and written unchanged to every subscriber's socket.
- */
-export function frameOnce(payload: Buffer | Uint8Array, binary: boolean): Buffer {
-  const length = payload.length;
-  const head = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const out = Buffer.allocUnsafe(head + length);
-  out[0] = 0x80 | (binary ? 0x2 : 0x1);
-  if (length < 126) out[1] = length;
-  else if (length < 65536) {
-    out[1] = 126;
-    out.writeUInt16BE(length, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    out.writeUInt32BE(length >>> 0, 6);
-  }
-  out.set(payload, head);
-  return out;
-}
-
-/** The parts of ws's private state {@link writeFramed} relies on. */
-interface WsInternals {
-  _socket?: Socket;
-  _sender?: { _state?: number; _queue?: unknown[]; _firstFragment?: boolean };
-}
-
-/**
- * Writes a frame built by {@link frameOnce} straight to the socket of `ws`, bypassing ws's
- * per-send framing. Only when ws's sender is idle (nothing queued behind a compression or a
- * Blob read, no fragmented message open), so frame order is kept; an uncompressed frame
- * (RSV1 clear) is valid even with permessage-deflate negotiated (RFC 7692 §6). Returns false,
- * writing nothing, when the caller must use `ws.send` instead (including a ws release whose
- * internals differ).
- */
-export function writeFramed(ws: WebSocket, wire: Buffer): boolean {
-  const { _socket: socket, _sender: sender } = ws as unknown as WsInternals;
-  if (ws.readyState !== WebSocket.OPEN || !socket || !sender) return false;
-  if (sender._state !== 0 || sender._queue?.length !== 0 || sender._firstFragment !== true) return false;
-  corkUntilImmediate(socket);
-  socket.write(wire);
-  return true;
-}
-
-/**
- * Lets the frames `ws.send` writes to `ws` during this event-loop iteration leave together
- * (see {@link corkUntilImmediate}); call it before `ws.send`. No-op for a socket ws does not expose.
- */
-export function coalesceWrites(ws: WebSocket): void {
-  const socket = (ws as unknown as WsInternals)._socket;
-  if (socket) corkUntilImmediate(socket);
-}
-
-/**
- * Bytes a corked socket may hold before {@link corkUntilImmediate} flushes it early. Small
- * next to the send-buffer limit (1 MiB by default), so coalescing barely moves the point
- * where a slow consumer is closed with 4008.
- */
-const COALESCE_MAX_BYTES = 16 * 1024;
-
-/** Sockets corked by {@link corkUntilImmediate}, uncorked together in the next check phase. */
-let corked: Socket[] = [];
-
-/**
- * Corks `socket` until the end of this event-loop iteration (setImmediate), so every frame
- * written to it meanwhile — several broadcasts decoded from one Redis read, several publishes
- * read in one poll phase — leaves in one writev instead of one syscall each. Under light load
- * a socket gets one frame per iteration and this costs a cork/uncork pair; under heavy load it
- * is what keeps the syscall count per delivery below one. Frames of ws.send in between go into
- * the same corked buffer, so order is kept.
- */
-function corkUntilImmediate(socket: Socket): void {
-  if (socket.writableCorked > 0) {
-    // Enough is waiting: let it go now instead of growing the user-space buffer (and the
-    // bufferedAmount the slow-consumer check reads) with a large burst.
-    if (socket.writableLength >= COALESCE_MAX_BYTES) {
-      socket.uncork();
-      socket.cork();
-    }
-    return;
-  }
-  // A socket with bytes already waiting for the kernel is a slow reader: coalescing would not
-  // save a syscall there, and it must not make its bufferedAmount look larger than it is.
-  if (socket.writableLength > 0) return;
-  socket.cork();
-  if (corked.push(socket) === 1) setImmediate(uncorkAll);
-}
-
-function uncorkAll(): void {
-  const sockets = corked;
-  corked = [];
-  for (const s of sockets) s.uncork();
-}

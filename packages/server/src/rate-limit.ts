@@ -47,7 +47,11 @@ export interface RateLimits {
   bytesPerSec: number;
   /** Message bytes allowed in a burst; raised to the max message size if below it. @default 1048576 */
   bytesBurst: number;
-  /** Error frames per second sent to one connection; more are dropped. @default 5 */
+  /**
+   * Unsolicited error frames (answering frames without an `id`) per second sent to one
+   * connection; more are dropped. Answers to frames with an `id` are never dropped: those frames
+   * are bounded by the frame rate already. @default 5
+   */
   errorsPerSec: number;
   /** Error frames in a burst. @default 20 */
   errorsBurst: number;
@@ -87,8 +91,9 @@ export type RateVerdict = 'ok' | 'refused' | 'abuse';
  * The rate limiter of one connection: a frame bucket and a byte bucket decide whether a
  * frame is handled; refusals drain a third bucket (capacity `maxRefused`, refilled over 10 s)
  * and when it is empty the abuse is sustained and the connection is to be closed with 4029.
- * A fourth bucket caps the error frames sent back, so a flood of bad frames cannot make the
- * server flood the client (or spend its send buffer) in return.
+ * A fourth bucket caps the unsolicited error frames sent back (frames without an `id` get no
+ * other answer), so a flood of bad frames cannot make the server flood the client (or spend its
+ * send buffer) in return.
  */
 export class ConnectionRateLimiter {
   // The frame and byte buckets, inline rather than two TokenBucket objects (memory per
@@ -132,11 +137,20 @@ export class ConnectionRateLimiter {
       if (bytesPerSec > 0) this.bytesLeft -= bytes;
       return 'ok';
     }
+    return this.refuse();
+  }
+
+  /**
+   * Accounts for a frame refused for another reason than the rate (too many frames in flight,
+   * JSON nested too deep): it drains the same refusal budget, so sustained abuse closes with 4029.
+   */
+  refuse(): Exclude<RateVerdict, 'ok'> {
+    const { limits } = this;
     this.refusals ??= new TokenBucket(limits.maxRefused > 0 ? limits.maxRefused / 10 : 0, limits.maxRefused, this.now);
     return this.refusals.take(1) ? 'refused' : 'abuse';
   }
 
-  /** Whether one more error frame may be sent now. */
+  /** Whether one more unsolicited error frame (answering a frame without an `id`) may be sent now. */
   allowError(): boolean {
     this.errors ??= new TokenBucket(this.limits.errorsPerSec, this.limits.errorsBurst, this.now);
     if (this.errors.take(1)) return true;

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { WebSocket, type RawData } from 'ws';
 import {
   CloseCode,
+  DEFAULT_MAX_JSON_DEPTH,
   ErrorCode,
   decodeBinaryFrame,
   decodeClientFrame,
   encodeBinaryFrame,
   encodeServerFrame,
   type ClientFrame,
-  type FrameError,
+  type FrameError as FrameProblem,
   type ServerFrame,
   type StreamPosition,
 } from '@herald/protocol';
@@ -16,19 +16,22 @@ import type { Broker, ChannelMessage } from './broker.js';
 import type { History } from './history.js';
 import type { Presence } from './presence.js';
 import type { Hub, HubMember } from './hub.js';
-import { encodeChannelMessage, writeFramed } from './hub.js';
-import { closeWithGrace } from './close.js';
+import { encodeChannelMessage } from './hub.js';
 import type { Namespaces } from './namespaces.js';
 import type { Identity } from './identity.js';
 import { canPublish, canSubscribe } from './access.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from '@herald/shared';
-import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
-import { TokenError } from './errors/token-error.js';
 import type { Authenticator } from './auth.js';
 import { ConnectionRateLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
+import type { Transport, TransportEvents } from './transport.js';
+import type { WireFrame } from './ws-fast-write.js';
+import { FrameError, toFrameError, unavailable } from './errors/frame-error.js';
+import { ChannelSubscription } from './channel-subscription.js';
+import { FrameQueue, type Answer } from './frame-queue.js';
+import { armAuthDeadline, armExpiry, verifyAuthFrame } from './session-auth.js';
 
-/** Limits applied to each `/ws` connection. */
+/** Limits applied to each connection. */
 export interface SessionLimits {
   /** `bufferedAmount` above which the connection is closed with 4008. @default 1048576 */
   sendBufferBytes: number;
@@ -40,15 +43,24 @@ export interface SessionLimits {
   rate?: RateLimits;
   /** Largest message in bytes (the byte bucket holds at least this much). @default 65536 */
   maxMessageBytes?: number;
+  /**
+   * Frames of one connection queued or being handled, not yet answered. A frame beyond it is
+   * refused with `rate_limited` (in its turn, with its id) and counted as a refused frame
+   * (sustained: 4029); at four times as many unanswered frames the connection is closed with 1008.
+   * @default 64
+   */
+  maxFramesInFlight?: number;
+  /** Deepest nesting of arrays/objects in a text frame; deeper is `bad_request`. @default 64 */
+  maxJsonDepth?: number;
 }
 
-/** Frames a connection may send while its `auth` frame is being verified; they are handled after it. */
-const MAX_FRAMES_DURING_AUTH = 32;
+/** The default of {@link SessionLimits.maxFramesInFlight}. */
+export const DEFAULT_MAX_FRAMES_IN_FLIGHT = 64;
 
-/** setTimeout's longest delay; later token expiries are re-armed in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Unanswered frames, as a multiple of maxFramesInFlight, at which the connection is closed with 1008. */
+const HARD_QUEUE_FACTOR = 4;
 
-/** Everything a session needs from its worker. */
+/** Everything a session needs from its worker: one object shared by every session. */
 export interface SessionDeps {
   node: string;
   heartbeatMs: number;
@@ -62,6 +74,8 @@ export interface SessionDeps {
   log: Logger;
   /** Verifies `auth` frames; without it they are refused as in mode `none`. */
   auth?: Authenticator;
+  /** Label of the transport in metrics (`endpoint`). @default "ws" */
+  endpoint?: string;
 }
 
 /** How a session starts. */
@@ -70,12 +84,14 @@ export interface SessionStart {
   awaitingAuth?: boolean;
 }
 
-/** A subscription of this session: while recovering, live events wait in `buffer`. */
-interface Subscription {
-  buffer?: Array<{ frame: Buffer | Uint8Array; binary: boolean; offset?: number }>;
-  /** The presence join, once started: resolves true when the cluster was told. */
-  joined?: Promise<boolean>;
-}
+/**
+ * The life of a session, changed only by {@link Session.setState}:
+ * - `awaiting-auth`: mode `required` without a token yet; only `auth` and `ping` are handled.
+ * - `open`: the identity is known, the welcome frame went out.
+ * - `closing`: the server closes it (a close frame is on its way); nothing more is written.
+ * - `closed`: the transport is gone; subscriptions and presence are withdrawn.
+ */
+export type SessionState = 'awaiting-auth' | 'open' | 'closing' | 'closed';
 
 /** A fresh connection id. */
 export function newConnectionId(): string {
@@ -83,29 +99,30 @@ export function newConnectionId(): string {
 }
 
 /**
- * One `/ws` connection: decodes client frames, applies the channel protocol and writes
- * frames back, closing the connection when its send buffer passes the limit.
+ * One client connection, whatever its transport: decodes client frames, applies the channel
+ * protocol (auth, rate admission, order and answers, subscriptions with recovery, presence) and
+ * writes frames back, closing the connection when its send buffer passes the limit.
  */
-export class Session implements HubMember {
+export class Session implements HubMember, TransportEvents {
   readonly id = newConnectionId();
-  private readonly subs = new Map<string, Subscription>();
-  private closing = false;
+  private readonly subs = new Map<string, ChannelSubscription>();
+  private current: SessionState;
   private childLog?: Logger;
   private readonly rate: ConnectionRateLimiter;
-  /** True until an `auth` frame established the identity (mode `required` without an upgrade token). */
-  private awaitingAuth: boolean;
-  /** Frames that arrived while an `auth` frame was being verified; undefined when none is. */
-  private authQueue?: Array<{ data: RawData; isBinary: boolean }>;
+  /** Made on the first frame: an idle connection has none (memory per connection). */
+  private queue?: FrameQueue;
   private authTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
+  /** Whether a too-deep frame was logged already (once per connection). */
+  private loggedDeep = false;
 
   constructor(
-    private readonly ws: WebSocket,
+    private readonly transport: Transport,
     private identity: Identity,
     private readonly deps: SessionDeps,
     start: SessionStart = {},
   ) {
-    this.awaitingAuth = start.awaitingAuth ?? false;
+    this.current = start.awaitingAuth ? 'awaiting-auth' : 'open';
     this.rate = new ConnectionRateLimiter(deps.limits.rate ?? DEFAULT_RATE_LIMITS, deps.limits.maxMessageBytes ?? 65_536);
   }
 
@@ -118,23 +135,38 @@ export class Session implements HubMember {
     return this.identity.user;
   }
 
+  /** The session's state. */
+  get state(): SessionState {
+    return this.current;
+  }
+
+  /**
+   * The one place the state changes: returns whether it did (a session never goes back from
+   * `closing`/`closed`), and logs `old -> new` at debug.
+   */
+  private setState(next: SessionState): boolean {
+    const old = this.current;
+    if (old === next || old === 'closed' || (old === 'closing' && next !== 'closed')) return false;
+    this.current = next;
+    // Checked first: the child logger is made only when it will be used (memory per connection).
+    if (this.deps.log.isLevelEnabled('debug')) this.log.debug({ from: old, to: next }, `${old} -> ${next}`);
+    return true;
+  }
+
+  private get ending(): boolean {
+    return this.current === 'closing' || this.current === 'closed';
+  }
+
   /**
    * Starts handling frames and sends the welcome frame — or, while awaiting an `auth` frame,
    * arms the auth deadline: the welcome then follows a successful `auth` frame.
    */
   start(): void {
-    const { ws, deps } = this;
-    deps.metrics.connections.inc({ endpoint: 'ws' });
-    // Shared listeners (see below): no closures per connection.
-    sessionOf.set(ws, this);
-    ws.on('message', onSocketMessage);
-    ws.on('ping', onSocketPing);
-    ws.on('error', onSocketError);
-    ws.on('close', onSocketClose); // `on`, not `once` (a wrapper per socket): close fires once
-    if (this.awaitingAuth) {
-      const timeoutMs = deps.auth?.authTimeoutMs ?? 5000;
-      this.authTimer = setTimeout(() => this.close(CloseCode.Unauthorized, 'authentication timeout'), timeoutMs);
-      this.authTimer.unref();
+    const { deps } = this;
+    deps.metrics.connections.inc({ endpoint: deps.endpoint ?? 'ws' });
+    this.transport.bind(this);
+    if (this.current === 'awaiting-auth') {
+      this.authTimer = armAuthDeadline(this, deps.auth?.authTimeoutMs ?? 5000);
       return;
     }
     this.establish();
@@ -144,31 +176,21 @@ export class Session implements HubMember {
   private establish(): void {
     const { deps } = this;
     deps.hub.addConnection(this).catch((err) => this.log.warn({ err }, 'direct-message subscription failed'));
-    this.armExpiry();
-    this.sendFrame({ type: 'welcome', conn: this.id, node: deps.node, user: this.identity.user, heartbeat: deps.heartbeatMs });
-  }
-
-  /** Closes the connection with 4001 when its token expires. */
-  private armExpiry(): void {
     clearTimeout(this.expiryTimer);
-    const at = this.identity.expiresAt;
-    if (at === undefined) return;
-    const ms = at - Date.now();
-    if (ms <= 0) return this.close(CloseCode.Unauthorized, 'token expired');
-    this.expiryTimer = setTimeout(() => this.armExpiry(), Math.min(ms, MAX_TIMER_MS));
-    this.expiryTimer.unref();
+    this.expiryTimer = armExpiry(this, this.identity);
+    this.sendFrame({ type: 'welcome', conn: this.id, node: deps.node, user: this.identity.user, heartbeat: deps.heartbeatMs });
   }
 
   // ---- outgoing ----------------------------------------------------------
 
-  private write(data: Buffer | Uint8Array | string, binary: boolean, wire?: Buffer): void {
-    const { ws } = this;
-    if (this.closing || ws.readyState !== WebSocket.OPEN) return;
-    if (!wire || !writeFramed(ws, wire)) ws.send(data, { binary });
+  private write(data: Buffer | Uint8Array | string, binary: boolean, wire?: WireFrame): void {
+    const { transport } = this;
+    if (this.ending || !transport.open) return;
+    transport.send(data, binary, wire);
     this.deps.metrics.framesOut.inc();
     // Checked after the write: the buffer exceeds the limit by at most one message.
-    if (ws.bufferedAmount > this.deps.limits.sendBufferBytes) {
-      this.log.info({ buffered: ws.bufferedAmount }, 'slow consumer, closing');
+    if (transport.bufferedAmount > this.deps.limits.sendBufferBytes) {
+      this.log.info({ buffered: transport.bufferedAmount }, 'slow consumer, closing');
       this.close(CloseCode.SlowConsumer, 'slow consumer');
     }
   }
@@ -177,170 +199,163 @@ export class Session implements HubMember {
     this.write(encodeServerFrame(frame), false);
   }
 
-  private sendError(error: FrameError): void {
+  /**
+   * Writes an error frame. The answer to a frame with an `id` always goes out (those frames are
+   * bounded by the frame rate); unsolicited errors (no `id`) are capped, so a client sending
+   * garbage as fast as it can does not get a flood back.
+   */
+  private sendError(error: FrameProblem): void {
     this.deps.metrics.errors.inc({ code: error.code });
-    // Capped: a client sending garbage as fast as it can must not get a flood back.
-    if (!this.rate.allowError()) return;
+    if (error.id === undefined && !this.rate.allowError()) return;
     const frame: ServerFrame = { type: 'error', code: error.code, message: error.message };
     if (error.id !== undefined) frame.id = error.id;
     this.sendFrame(frame);
   }
 
-  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: Buffer): void {
+  deliver(channel: string, frame: Buffer | Uint8Array, binary: boolean, offset?: number, wire?: WireFrame): void {
     const sub = this.subs.get(channel);
-    if (!sub) return;
-    if (sub.buffer) sub.buffer.push({ frame, binary, offset });
-    else this.write(frame, binary, wire);
+    if (!sub || sub.hold(frame, binary, offset)) return;
+    this.write(frame, binary, wire);
   }
 
   deliverDirect(frame: Buffer): void {
     this.write(frame, false);
   }
 
+  /** A `lost` frame of a subscribed channel: in order with its live events (held while recovering). */
   lost(channel: string, frame: Buffer): void {
     const sub = this.subs.get(channel);
-    if (!sub) return;
-    if (sub.buffer) sub.buffer.push({ frame, binary: false });
-    else this.write(frame, false);
+    if (!sub || sub.hold(frame, false, undefined)) return;
+    this.write(frame, false);
   }
 
-  /** Closes with `code`; a peer that does not take the close frame is terminated after the grace time. */
+  /** Closes with `code`; a peer that does not take the close is cut off after the grace time. */
   close(code: number, reason: string): void {
-    if (this.closing) return;
-    this.closing = true;
+    if (!this.setState('closing')) return;
     this.deps.metrics.closes.inc({ code: String(code) });
-    closeWithGrace(this.ws, code, reason, this.deps.limits.closeGraceMs);
+    this.transport.close(code, reason);
   }
 
   // ---- incoming ----------------------------------------------------------
 
-  /**
-   * Charges a frame to the rate limiter. A refused frame gets a `rate_limited` error (with
-   * its id; none for protocol pings, `idOf` null); sustained abuse closes the connection
-   * with 4029. Returns whether to handle the frame.
-   */
-  private admit(bytes: number, idOf: (() => number | undefined) | null): boolean {
-    const verdict = this.rate.admit(bytes);
-    if (verdict === 'ok') return true;
-    if (verdict === 'abuse') {
-      this.log.info('sustained rate limit abuse, closing');
-      this.close(CloseCode.RateLimited, 'rate limited');
-    } else if (idOf) {
-      this.sendError({ code: ErrorCode.RateLimited, message: 'rate limit exceeded', id: idOf() });
-    }
-    return false;
-  }
-
-  /** @internal Called by the shared socket listener. */
+  /** @internal Transport event: a protocol ping, charged to the frame rate. */
   onPing(): void {
-    this.admit(0, null);
+    if (this.rate.admit(0) === 'abuse') this.abuse();
   }
 
-  /** @internal Called by the shared socket listener. */
+  /** @internal Transport event. */
   onError(err: Error): void {
-    this.log.debug({ err }, 'socket error');
+    this.log.debug({ err }, 'transport error');
   }
 
-  /** @internal Called by the shared socket listener (and for frames queued during auth). */
-  onMessage(data: RawData, isBinary: boolean): void {
-    this.deps.metrics.framesIn.inc();
-    if (this.closing) return;
-    if (this.authQueue) {
-      // Handled once the pending `auth` frame is verified, in order.
-      if (this.authQueue.length >= MAX_FRAMES_DURING_AUTH) return this.close(CloseCode.Policy, 'too many frames before authentication');
-      this.authQueue.push({ data, isBinary });
-      return;
+  /**
+   * @internal Transport event: one client frame. Admission (rate, frames in flight) and decoding
+   * happen now; the frame's handling and its answer take their turn in the connection's queue.
+   */
+  onFrame(buf: Buffer, isBinary: boolean): void {
+    const { deps } = this;
+    deps.metrics.framesIn.inc();
+    if (this.ending) return;
+    const verdict = this.rate.admit(buf.length);
+    if (verdict === 'abuse') return this.abuse();
+    const queue = (this.queue ??= new FrameQueue());
+    const maxInFlight = deps.limits.maxFramesInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT;
+    if (queue.size >= maxInFlight * HARD_QUEUE_FACTOR) {
+      this.log.info({ pending: queue.size }, 'too many frames in flight, closing');
+      return this.close(CloseCode.Policy, 'too many frames in flight');
     }
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const idOf = () => (isBinary ? undefined : frameIdOf(buf));
-    if (!this.admit(buf.length, idOf)) return;
-    if (this.awaitingAuth) return this.onMessageBeforeAuth(buf, isBinary);
+    if (verdict === 'refused') return this.answerLater({ code: ErrorCode.RateLimited, message: 'rate limit exceeded', id: isBinary ? undefined : this.idOf(buf) });
+    if (queue.size >= maxInFlight) {
+      if (this.rate.refuse() === 'abuse') return this.abuse();
+      return this.answerLater({ code: ErrorCode.RateLimited, message: `too many frames in flight (limit ${maxInFlight})`, id: isBinary ? undefined : this.idOf(buf) });
+    }
     if (isBinary) {
       const decoded = decodeBinaryFrame(buf);
-      if (!decoded.ok) return this.sendError(decoded.error);
+      if (!decoded.ok) return this.answerLater(decoded.error);
       const { channel, payload } = decoded.frame;
-      // Copy: the payload is a view into ws's receive buffer.
-      this.publish(channel, { bytes: Uint8Array.from(payload) }).catch((err: unknown) => this.answerFailure(err, undefined, 'binary publish'));
-      return;
-    }
-    const decoded = decodeClientFrame(buf.toString('utf8'));
-    if (!decoded.ok) return this.sendError(decoded.error);
-    this.handle(decoded.frame).catch((err: unknown) => this.answerFailure(err, decoded.frame.id, decoded.frame.type));
-  }
-
-  /** Answers a failed frame: its documented error, or `internal` (logged) for anything unexpected. */
-  private answerFailure(err: unknown, id: number | undefined, what: string): void {
-    if (isFrameError(err)) return this.sendError(id === undefined ? err : { ...err, id });
-    this.log.error({ err, type: what }, 'frame handler failed');
-    this.sendError({ code: ErrorCode.Internal, message: 'internal error', id });
-  }
-
-  private pong(id: number | undefined): void {
-    this.sendFrame(id === undefined ? { type: 'pong' } : { type: 'pong', id });
-  }
-
-  /** Mode `required` before the `auth` frame: only `auth` and `ping` are accepted. */
-  private onMessageBeforeAuth(buf: Buffer, isBinary: boolean): void {
-    const decoded = isBinary ? undefined : decodeClientFrame(buf.toString('utf8'));
-    if (decoded && !decoded.ok) return this.sendError(decoded.error);
-    const frame = decoded?.frame;
-    if (frame?.type === 'ping') return this.pong(frame.id);
-    if (frame?.type === 'auth') {
-      this.authenticate(frame.token, frame.id).catch((err: unknown) => {
-        if (isFrameError(err)) return this.sendError({ ...err, id: frame.id });
-        this.log.error({ err }, 'auth frame failed');
-        this.close(CloseCode.Internal, 'internal error');
+      // Copy: the payload is a view into the transport's receive buffer.
+      const bytes = Uint8Array.from(payload);
+      return queue.push({
+        concurrent: true,
+        run: () => (this.current === 'awaiting-auth' ? this.errorAnswer(new FrameError(ErrorCode.Unauthorized, 'send an auth frame first'), undefined) : this.answerOf(this.publish(channel, { bytes }).then(() => undefined), undefined, 'binary publish')),
       });
-      return;
     }
-    this.sendError({ code: ErrorCode.Unauthorized, message: 'send an auth frame first', id: frame?.id });
+    const decoded = decodeClientFrame(buf.toString('utf8'), { maxDepth: deps.limits.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH });
+    if (!decoded.ok) {
+      if (decoded.error.tooDeep) return this.refuseDeep(decoded.error);
+      return this.answerLater(decoded.error);
+    }
+    const frame = decoded.frame;
+    queue.push({ concurrent: isConcurrent(frame), run: () => this.answerOf(this.handle(frame), frame.id, frame.type) });
+  }
+
+  /** Sustained abuse of the rate limit: 4029. */
+  private abuse(): void {
+    this.log.info('sustained rate limit abuse, closing');
+    this.close(CloseCode.RateLimited, 'rate limited');
+  }
+
+  /** The `id` of a refused text frame, when it has a valid one (for its `rate_limited` answer). */
+  private idOf(buf: Buffer): number | undefined {
+    const decoded = decodeClientFrame(buf.toString('utf8'), { maxDepth: this.deps.limits.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH });
+    return decoded.ok ? decoded.frame.id : decoded.error.id;
+  }
+
+  /** A frame nested too deep: hostile, so counted as a refused frame and logged once per connection. */
+  private refuseDeep(error: FrameProblem): void {
+    if (!this.loggedDeep) {
+      this.loggedDeep = true;
+      this.log.info({ limit: this.deps.limits.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH }, 'frame nested too deep refused (logged once per connection)');
+    }
+    if (this.rate.refuse() === 'abuse') return this.abuse();
+    this.answerLater(error);
+  }
+
+  /** Queues an answer-only task: the error is written in its frame's turn. */
+  private answerLater(error: FrameProblem): void {
+    this.queue!.push({ concurrent: true, run: () => () => this.sendError(error) });
   }
 
   /**
-   * Verifies an `auth` frame's token. Success establishes the identity (welcome frame, then
-   * the ack); an invalid or expired token closes the connection with 4001.
+   * Turns a frame handler's outcome into its answer, written in the frame's turn: the handler's
+   * own (an ack it returns), its documented error, or `internal` (logged) for anything unexpected.
    */
-  private async authenticate(token: string, id: number | undefined): Promise<void> {
-    const { auth } = this.deps;
-    if (!auth || auth.mode === 'none') throw frameError(ErrorCode.BadRequest, 'authentication is off on this server');
-    if (this.identity.authenticated) throw frameError(ErrorCode.BadRequest, 'already authenticated');
-    // Upgrading an anonymous session (mode `optional`) must not keep subscriptions made under other permissions.
-    if (this.subs.size > 0) throw frameError(ErrorCode.BadRequest, 'authenticate before subscribing');
-    this.authQueue = [];
-    let identity: Identity;
-    try {
-      identity = await auth.verify(token);
-    } catch (err) {
-      this.authQueue = undefined;
-      if (!(err instanceof TokenError)) throw err;
-      this.log.info({ reason: err.message }, 'auth frame refused');
-      return this.close(CloseCode.Unauthorized, err.message.slice(0, 120));
+  private answerOf(work: Promise<Answer> | Answer, id: number | undefined, what: string): Promise<Answer> {
+    return Promise.resolve(work).then(
+      (answer) => answer,
+      (err: unknown) => this.errorAnswer(err, id, what),
+    );
+  }
+
+  private errorAnswer(err: unknown, id: number | undefined, what = 'frame'): Answer {
+    const e = toFrameError(err);
+    if (e instanceof FrameError) return () => this.sendError({ code: e.code, message: e.message, id });
+    this.log.error({ err, type: what }, 'frame handler failed');
+    return () => this.sendError({ code: ErrorCode.Internal, message: 'internal error', id });
+  }
+
+  private ack(id: number | undefined, fields: Record<string, unknown> = {}): Answer {
+    if (id !== undefined) return () => this.sendFrame({ type: 'ack', id, ...fields });
+    return undefined;
+  }
+
+  private pong(id: number | undefined): Answer {
+    return () => this.sendFrame(id === undefined ? { type: 'pong' } : { type: 'pong', id });
+  }
+
+  /** Handles a decoded frame in its turn; resolves with its answer (thrown FrameErrors are answered). */
+  private async handle(frame: ClientFrame): Promise<Answer> {
+    if (this.ending) return undefined;
+    if (this.current === 'awaiting-auth' && frame.type !== 'auth' && frame.type !== 'ping') {
+      throw new FrameError(ErrorCode.Unauthorized, 'send an auth frame first');
     }
-    const queued = this.authQueue;
-    this.authQueue = undefined;
-    if (this.closing) return;
-    clearTimeout(this.authTimer);
-    if (!this.awaitingAuth) this.deps.hub.removeConnection(this); // re-registered under the new user
-    this.awaitingAuth = false;
-    this.identity = identity;
-    this.establish();
-    if (this.closing) return; // already expired
-    this.ack(id);
-    for (const q of queued) this.onMessage(q.data, q.isBinary);
-  }
-
-  private ack(id: number | undefined, fields: Record<string, unknown> = {}): void {
-    if (id !== undefined) this.sendFrame({ type: 'ack', id, ...fields });
-  }
-
-  private async handle(frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'ping':
         return this.pong(frame.id);
       case 'subscribe':
         return this.subscribe(frame.channel, frame.since, frame.id);
       case 'unsubscribe':
-        if (!this.subs.has(frame.channel)) throw frameError(ErrorCode.NotFound, 'not subscribed to this channel');
+        if (!this.subs.has(frame.channel)) throw new FrameError(ErrorCode.NotFound, 'not subscribed to this channel');
         await this.unsubscribe(frame.channel);
         return this.ack(frame.id);
       case 'publish': {
@@ -351,8 +366,8 @@ export class Session implements HubMember {
       case 'presence': {
         const ns = this.deps.namespaces.forChannel(frame.channel);
         const refusal = canSubscribe(this.identity, frame.channel, ns);
-        if (refusal) throw frameError(ErrorCode.Forbidden, refusal);
-        if (!ns.presence) throw frameError(ErrorCode.BadRequest, 'presence is off in this namespace');
+        if (refusal) throw new FrameError(ErrorCode.Forbidden, refusal);
+        if (!ns.presence) throw new FrameError(ErrorCode.BadRequest, 'presence is off in this namespace');
         const members = await this.deps.presence.members(frame.channel).catch(unavailable);
         return this.ack(frame.id, { members });
       }
@@ -364,85 +379,104 @@ export class Session implements HubMember {
     }
   }
 
-  private async subscribe(channel: string, since: StreamPosition | undefined, id: number | undefined): Promise<void> {
+  /**
+   * Verifies an `auth` frame's token. Success establishes the identity (welcome frame, then
+   * the ack); an invalid or expired token closes the connection with 4001. The frames sent
+   * after it wait in the queue and are handled under the new identity.
+   */
+  private async authenticate(token: string, id: number | undefined): Promise<Answer> {
+    const outcome = await verifyAuthFrame(this.deps.auth, this.identity, this.subs.size, token);
+    if (this.ending) return undefined;
+    if (!outcome.ok) {
+      this.log.info({ reason: outcome.reason }, 'auth frame refused');
+      this.close(CloseCode.Unauthorized, outcome.reason);
+      return undefined;
+    }
+    clearTimeout(this.authTimer);
+    this.authTimer = undefined;
+    if (!this.setState('open')) this.deps.hub.removeConnection(this); // was open already: re-registered under the new user
+    this.identity = outcome.identity;
+    this.establish();
+    if (this.ending) return undefined; // already expired
+    return this.ack(id);
+  }
+
+  private async subscribe(channel: string, since: StreamPosition | undefined, id: number | undefined): Promise<Answer> {
     const { deps } = this;
     const ns = deps.namespaces.forChannel(channel);
     const refusal = canSubscribe(this.identity, channel, ns);
-    if (refusal) throw frameError(ErrorCode.Forbidden, refusal);
+    if (refusal) throw new FrameError(ErrorCode.Forbidden, refusal);
     if (this.subs.has(channel)) {
-      // Idempotent: a second subscribe only reports the current position.
+      // Idempotent: a second subscribe only reports the current position (nothing was recovered).
       const position = ns.historySize > 0 ? await deps.history.position(channel).catch(unavailable) : undefined;
-      return this.ack(id, position ? { ...position, recovered: true } : {});
+      return this.ack(id, position ? { ...position, recovered: false } : {});
     }
     if (this.subs.size >= deps.limits.maxSubscriptions) {
-      throw frameError(ErrorCode.BadRequest, `too many subscriptions (limit ${deps.limits.maxSubscriptions})`);
+      throw new FrameError(ErrorCode.BadRequest, `too many subscriptions (limit ${deps.limits.maxSubscriptions})`);
     }
-    // Live events are buffered from the moment the hub knows this subscription, so none is
-    // lost between reading history and going live; duplicates are dropped by offset.
-    const sub: Subscription = ns.historySize > 0 ? { buffer: [] } : {};
+    // Live events are held from the moment the hub knows this subscription (see ChannelSubscription).
+    const sub = new ChannelSubscription(ns.historySize > 0);
     this.subs.set(channel, sub);
     try {
       await deps.hub.subscribe(channel, this);
-      let ackFields: Record<string, unknown> = {};
-      if (ns.historySize > 0) {
-        let last: number;
-        if (since) {
-          let recovery = await deps.history.recover(channel, since);
-          if (recovery.position.epoch !== since.epoch) {
-            // A new epoch (Redis restarted, or the stream expired): when all of it is still there,
-            // the client is brought onto it from its first offset instead of skipping it;
-            // otherwise it goes on from the latest position (told by the `lost` frame below).
-            const fresh = await deps.history.recover(channel, { offset: 0, epoch: recovery.position.epoch });
-            recovery = { messages: fresh.recovered ? fresh.messages : [], position: fresh.position, recovered: false };
-          }
-          if (!recovery.recovered) {
-            // Told before the replay: what follows continues after this position (SPEC §5).
-            const from = recovery.messages.length > 0 ? recovery.messages[0]!.offset! - 1 : recovery.position.offset;
-            this.sendFrame({ type: 'lost', channel, offset: from, epoch: recovery.position.epoch });
-          }
-          for (const m of recovery.messages) this.writeMessage(m);
-          last = recovery.messages.at(-1)?.offset ?? (recovery.position.epoch === since.epoch ? since.offset : recovery.position.offset);
-          ackFields = { offset: recovery.position.offset, epoch: recovery.position.epoch, recovered: recovery.recovered };
-        } else {
-          const position = await deps.history.position(channel);
-          last = position.offset;
-          ackFields = { offset: position.offset, epoch: position.epoch, recovered: true };
-        }
+      if (ns.historySize === 0) {
         await this.joinOnce(channel, sub, ns.presence);
-        this.ack(id, ackFields);
-        const buffered = sub.buffer ?? [];
-        sub.buffer = undefined;
-        for (const b of buffered) if (b.offset === undefined || b.offset > last) this.write(b.frame, b.binary);
-      } else {
-        await this.joinOnce(channel, sub, ns.presence);
-        this.ack(id, ackFields);
+        return this.ack(id);
       }
+      let last: number;
+      let ackFields: Record<string, unknown>;
+      if (since) {
+        let recovery = await deps.history.recover(channel, since);
+        if (recovery.position.epoch !== since.epoch) {
+          // A new epoch (Redis restarted, or the stream expired): when all of it is still there,
+          // the client is brought onto it from its first offset instead of skipping it;
+          // otherwise it goes on from the latest position (told by the `lost` frame below).
+          const fresh = await deps.history.recover(channel, { offset: 0, epoch: recovery.position.epoch });
+          recovery = { messages: fresh.recovered ? fresh.messages : [], position: fresh.position, recovered: false };
+        }
+        if (!recovery.recovered) {
+          // Told before the replay: what follows continues after this position (SPEC §5).
+          const from = recovery.messages.length > 0 ? recovery.messages[0]!.offset! - 1 : recovery.position.offset;
+          this.sendFrame({ type: 'lost', channel, offset: from, epoch: recovery.position.epoch });
+        }
+        for (const m of recovery.messages) this.writeMessage(m);
+        last = recovery.messages.at(-1)?.offset ?? (recovery.position.epoch === since.epoch ? since.offset : recovery.position.offset);
+        ackFields = { offset: recovery.position.offset, epoch: recovery.position.epoch, recovered: recovery.recovered };
+      } else {
+        // A fresh subscription: nothing to recover, so `recovered` is false (SPEC §3).
+        const position = await deps.history.position(channel);
+        last = position.offset;
+        ackFields = { offset: position.offset, epoch: position.epoch, recovered: false };
+      }
+      await this.joinOnce(channel, sub, ns.presence);
+      const ack = this.ack(id, ackFields);
+      // The ack, then what arrived live meanwhile: written together, in this frame's turn.
+      return () => {
+        ack?.();
+        for (const e of sub.release(last)) this.write(e.frame, e.binary);
+      };
     } catch (err) {
       if (this.subs.get(channel) === sub) {
         this.subs.delete(channel);
         deps.hub.unsubscribe(channel, this);
       }
-      throw isFrameError(err) ? err : unavailableError(err);
+      throw toFrameError(err);
     }
   }
 
   /**
    * Announces the member before the subscribe is acknowledged, so an acked subscriber is in the
-   * presence list. A failed join (Redis down) is logged, not answered: the subscription stands,
-   * and local delivery goes on. Throws `not_found` when an unsubscribe overtook the subscribe.
+   * presence list. A failed join (Redis down) is logged, not answered. Throws `not_found` when
+   * the connection closed (its subscriptions withdrawn) before the subscription completed.
    */
-  private async joinOnce(channel: string, sub: Subscription, presence: boolean): Promise<void> {
-    if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
+  private async joinOnce(channel: string, sub: ChannelSubscription, presence: boolean): Promise<void> {
+    if (this.subs.get(channel) !== sub) throw new FrameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
     if (!presence) return;
-    sub.joined = this.join(channel).then(
-      () => true,
-      (err: unknown) => {
-        this.log.warn({ err, channel }, 'presence join failed');
-        return false;
-      },
+    await sub.join(
+      () => this.join(channel),
+      (err) => this.log.warn({ err, channel }, 'presence join failed'),
     );
-    await sub.joined;
-    if (this.subs.get(channel) !== sub) throw frameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
+    if (this.subs.get(channel) !== sub) throw new FrameError(ErrorCode.NotFound, 'unsubscribed before the subscription completed');
   }
 
   private writeMessage(m: ChannelMessage): void {
@@ -460,12 +494,12 @@ export class Session implements HubMember {
     const sub = this.subs.get(channel);
     this.subs.delete(channel);
     this.deps.hub.unsubscribe(channel, this);
-    // A leave only follows a join that happened, and never overtakes it.
-    if (!sub?.joined || !(await sub.joined)) return;
     const member = { user: this.identity.user, conn: this.id };
     try {
-      await this.deps.presence.remove(channel, member);
-      await this.deps.broker.publish({ kind: 'leave', channel, ...member });
+      await sub?.leave(async () => {
+        await this.deps.presence.remove(channel, member);
+        await this.deps.broker.publish({ kind: 'leave', channel, ...member });
+      });
     } catch (err) {
       // The presence lease of this node cleans up what could not be removed now.
       this.log.warn({ err, channel }, 'presence removal failed');
@@ -475,8 +509,8 @@ export class Session implements HubMember {
   private async publish(channel: string, payload: { json?: Uint8Array; bytes?: Uint8Array }): Promise<StreamPosition | undefined> {
     const ns = this.deps.namespaces.forChannel(channel);
     const refusal = canPublish(this.identity, channel, ns);
-    if (refusal) throw frameError(ErrorCode.Forbidden, refusal);
-    this.deps.metrics.publishes.inc({ origin: 'ws' });
+    if (refusal) throw new FrameError(ErrorCode.Forbidden, refusal);
+    this.deps.metrics.publishes.inc({ origin: this.deps.endpoint ?? 'ws' });
     const message: ChannelMessage = { kind: 'message', channel, from: this.identity.user, ...payload };
     // Binary frames carry no offset on the wire, so they are not kept in history: a client could
     // not advance its position past them and would get them again on every recovery.
@@ -484,62 +518,23 @@ export class Session implements HubMember {
     return this.deps.broker.publish(message, keep ? { size: ns.historySize, ttlMs: ns.historyTtlMs } : undefined).catch(unavailable);
   }
 
-  /** @internal Called by the shared socket listener. */
+  /** @internal Transport event: the connection is gone. */
   onClose(): void {
-    this.closing = true;
+    if (!this.setState('closed')) return;
     clearTimeout(this.authTimer);
     clearTimeout(this.expiryTimer);
-    this.authQueue = undefined;
-    this.deps.metrics.connections.dec({ endpoint: 'ws' });
+    this.queue?.stop();
+    this.deps.metrics.connections.dec({ endpoint: this.deps.endpoint ?? 'ws' });
     this.deps.hub.removeConnection(this);
     for (const channel of [...this.subs.keys()]) void this.unsubscribe(channel);
   }
 }
 
 /**
- * The session of each socket, for the listeners below: they are shared by every socket (an
- * emitter calls them with `this` = the socket), so an idle connection carries no closures of
- * its own (memory per connection, docs/benchmarks.md). Entries go with their socket.
+ * Whether a frame's handling may start while earlier ones run (see FrameTask.concurrent):
+ * publishes and direct messages go to the broker's command connection at once and in order;
+ * pings and presence reads change nothing. Subscribe, unsubscribe and auth wait for their turn.
  */
-const sessionOf = new WeakMap<WebSocket, Session>();
-
-function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  sessionOf.get(this)?.onMessage(data, isBinary);
-}
-
-function onSocketPing(this: WebSocket): void {
-  // Pings count against the frame rate too: ws answers them itself, so a ping flood costs CPU.
-  sessionOf.get(this)?.onPing();
-}
-
-function onSocketError(this: WebSocket, err: Error): void {
-  sessionOf.get(this)?.onError(err);
-}
-
-function onSocketClose(this: WebSocket): void {
-  sessionOf.get(this)?.onClose();
-}
-
-/** The `id` of a text frame, when it has a valid one (for the `rate_limited` error). */
-function frameIdOf(buf: Buffer): number | undefined {
-  const decoded = decodeClientFrame(buf.toString('utf8'));
-  return decoded.ok ? decoded.frame.id : decoded.error.id;
-}
-
-function frameError(code: FrameError['code'], message: string): FrameError {
-  return { code, message };
-}
-
-function isFrameError(err: unknown): err is FrameError {
-  return typeof err === 'object' && err !== null && 'code' in err && 'message' in err && !(err instanceof Error);
-}
-
-function unavailableError(err: unknown): FrameError {
-  if (err instanceof BrokerUnavailableError) return frameError(ErrorCode.Unavailable, err.message);
-  throw err;
-}
-
-/** Maps a broker failure to an `unavailable` frame error; rethrows anything else. */
-function unavailable(err: unknown): never {
-  throw unavailableError(err);
+function isConcurrent(frame: ClientFrame): boolean {
+  return frame.type === 'publish' || frame.type === 'send' || frame.type === 'ping' || frame.type === 'presence';
 }

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCode, ErrorCode, HttpErrorCode } from '@herald/protocol';
+import { CloseCode, DEFAULT_MAX_JSON_DEPTH, ErrorCode, HttpErrorCode } from '@herald/protocol';
 import type { Broker } from './broker.js';
 import type { Presence } from './presence.js';
 import { MemoryBroker } from './memory-broker.js';
@@ -11,7 +11,8 @@ import { Hub } from './hub.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Heartbeat } from './heartbeat.js';
 import { Namespaces, type NamespaceOptions } from './namespaces.js';
-import { Session, type SessionDeps, type SessionLimits } from './session.js';
+import { DEFAULT_MAX_FRAMES_IN_FLIGHT, Session, type SessionDeps, type SessionLimits } from './session.js';
+import { WsTransport } from './ws-transport.js';
 import { handleEcho } from './echo.js';
 import { closeWithGrace } from './close.js';
 import { handleApi } from './api.js';
@@ -51,7 +52,7 @@ export interface WorkerOptions {
   maxConnections?: number;
   /** Offer permessage-deflate (its inflated size is capped by maxMessageBytes). @default false */
   perMessageDeflate?: boolean;
-  /** Per-connection limits. @default { sendBufferBytes: 1048576, maxSubscriptions: 1000, closeGraceMs: 5000, rate: DEFAULT_RATE_LIMITS } */
+  /** Per-connection limits. @default { sendBufferBytes: 1048576, maxSubscriptions: 1000, closeGraceMs: 5000, rate: DEFAULT_RATE_LIMITS, maxFramesInFlight: 64, maxJsonDepth: 64 } */
   limits?: Partial<SessionLimits>;
   /** Exact allowlist of `Origin` values for upgrades (others get 403); unset or empty allows all. */
   allowedOrigins?: string[];
@@ -111,7 +112,15 @@ export class HeraldWorker {
     this.presence = options.presence ?? new MemoryPresence();
     this.namespaces = new Namespaces(options.namespaces);
     this.authenticator = options.authenticator ?? new Authenticator('none');
-    this.limits = { sendBufferBytes: 1024 * 1024, maxSubscriptions: 1000, closeGraceMs: 5000, maxMessageBytes: this.opts.maxMessageBytes, ...options.limits };
+    this.limits = {
+      sendBufferBytes: 1024 * 1024,
+      maxSubscriptions: 1000,
+      closeGraceMs: 5000,
+      maxMessageBytes: this.opts.maxMessageBytes,
+      maxFramesInFlight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
+      maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+      ...options.limits,
+    };
     this.origins = new OriginPolicy(options.allowedOrigins);
     this.ipLimit = new IpConnectionLimit(options.maxConnectionsPerIp ?? 0);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
@@ -276,7 +285,7 @@ export class HeraldWorker {
       if (auth.awaitingAuth) return rejectUpgrade(socket, 401, HttpErrorCode.Unauthorized, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.track(ws);
-        handleEcho(ws, { sendBufferBytes: this.limits.sendBufferBytes, closeGraceMs: this.limits.closeGraceMs, log: this.log, metrics: this.metrics });
+        handleEcho(ws, socket as Socket, { sendBufferBytes: this.limits.sendBufferBytes, closeGraceMs: this.limits.closeGraceMs, log: this.log, metrics: this.metrics });
         closeAtExpiry(ws, auth.identity.expiresAt);
       });
     }
@@ -295,7 +304,9 @@ export class HeraldWorker {
         log: this.log,
         auth: this.authenticator,
       };
-      const session = new Session(ws, auth.identity, this.sessionDeps, { awaitingAuth: auth.awaitingAuth });
+      // `socket` is the upgrade's TCP/TLS socket, the one ws writes to (for write coalescing).
+      const transport = new WsTransport(ws, socket as Socket, this.limits.closeGraceMs);
+      const session = new Session(transport, auth.identity, this.sessionDeps, { awaitingAuth: auth.awaitingAuth });
       this.sessions.set(ws, session); // removed by onSocketClose
       session.start();
     });

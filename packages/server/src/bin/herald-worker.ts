@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxConnections: config.maxConnections,
     perMessageDeflate: config.perMessageDeflate,
-    limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate },
+    limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate, maxJsonDepth: config.maxJsonDepth, maxFramesInFlight: config.maxFramesInFlight },
     log,
   });
 
