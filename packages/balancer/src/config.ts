@@ -3,6 +3,9 @@ import { ConfigError } from '@herald/server/config-error';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
 import { TrustedProxies } from '@herald/server/client-address';
+import { isBalancerId } from '@herald/server/balancer-tag';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 
 /** The balancer's configuration, normally read from the environment by {@link loadConfig}. */
 export interface BalancerConfig {
@@ -42,8 +45,19 @@ export interface BalancerConfig {
   readonly handshakeTimeoutMs: number;
   /** Time a worker has to answer a plain HTTP request (`HERALD_UPSTREAM_TIMEOUT_MS`). @default 30000 */
   readonly upstreamTimeoutMs: number;
-  /** On SIGTERM, time over which open tunnels are closed in paced batches (`HERALD_DRAIN_MS`). @default 10000 */
+  /**
+   * Drain budget on SIGTERM (`HERALD_DRAIN_MS`). With Redis, the workers are asked to close this
+   * balancer's connections with 1001 over the first half of it, and the balancer exits as soon as
+   * its tunnels are gone (tunnels still open at the end are cut); without Redis, open tunnels are
+   * cut in paced batches over it. @default 10000
+   */
   readonly drainMs: number;
+  /**
+   * This instance's id (`HERALD_BALANCER_ID`): sent to workers as `X-Herald-Balancer` with every
+   * upgrade, so they can drain exactly this instance's connections when it stops. Must be unique
+   * among running balancers of a deployment. @default '<hostname>-<pid>-<random>'
+   */
+  readonly balancerId: string;
   /**
    * Data plane of open tunnels (`HERALD_RELAY`): `native` hands both sockets to the C relay
    * thread (build/Release/herald_relay.node; startup fails without it), `js` keeps them on
@@ -80,6 +94,7 @@ const schema = z
     HERALD_HANDSHAKE_TIMEOUT_MS: int(100, 600_000, 10_000),
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
     HERALD_DRAIN_MS: int(0, 3_600_000, 10_000),
+    HERALD_BALANCER_ID: z.string().refine(isBalancerId, 'expected 1-128 characters of A-Z a-z 0-9 _ . : @ -').optional(),
     HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -137,11 +152,18 @@ const schema = z
       handshakeTimeoutMs: env.HERALD_HANDSHAKE_TIMEOUT_MS,
       upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,
       drainMs: env.HERALD_DRAIN_MS,
+      balancerId: env.HERALD_BALANCER_ID ?? defaultBalancerId(),
       relay: env.HERALD_RELAY,
       logLevel: env.LOG_LEVEL,
     };
     return config;
   });
+
+/** `<hostname>-<pid>-<random>`: unique per process, and says where it runs in a worker's logs. */
+function defaultBalancerId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) || 'balancer';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
 
 /**
  * Reads and validates the balancer configuration. Empty variables count as unset (compose files
