@@ -51,6 +51,12 @@ describe('balancer configuration and request keys (unit)', () => {
       expect(config.drainMs).to.equal(10_000);
       expect(config.relay).to.equal('auto');
       expect(config.logLevel).to.equal('info');
+      expect(config.balancerId).to.match(new RegExp(`-${process.pid}-[0-9a-f]{6}$`));
+    });
+
+    it('takes HERALD_BALANCER_ID and rejects one that could not be sent as a header tag', () => {
+      expect(loadConfig({ HERALD_WORKERS: '127.0.0.1:3001', HERALD_BALANCER_ID: 'edge-1' }).balancerId).to.equal('edge-1');
+      expect(() => loadConfig({ HERALD_WORKERS: '127.0.0.1:3001', HERALD_BALANCER_ID: 'bad id\n' })).to.throw(/HERALD_BALANCER_ID/);
     });
 
     it('reads every variable', () => {
