@@ -51,6 +51,12 @@ describe('balancer configuration and request keys (unit)', () => {
       expect(config.drainMs).to.equal(10_000);
       expect(config.relay).to.equal('auto');
       expect(config.logLevel).to.equal('info');
+      expect(config.balancerId).to.match(new RegExp(`-${process.pid}-[0-9a-f]{6}$`));
+    });
+
+    it('takes HERALD_BALANCER_ID and rejects one that could not be sent as a header tag', () => {
+      expect(loadConfig({ HERALD_WORKERS: '127.0.0.1:3001', HERALD_BALANCER_ID: 'edge-1' }).balancerId).to.equal('edge-1');
+      expect(() => loadConfig({ HERALD_WORKERS: '127.0.0.1:3001', HERALD_BALANCER_ID: 'bad id\n' })).to.throw(/HERALD_BALANCER_ID/);
     });
 
     it('reads every variable', () => {
@@ -128,7 +134,7 @@ describe('balancer configuration and request keys (unit)', () => {
     });
   });
 
-  it('the bin exits 1 with a JSON fatal line when its port is taken', async () => {
+  it('the bin exits 1 with one line naming EADDRINUSE and PORT=0 when its port is taken', async () => {
     const blocker = net.createServer();
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
@@ -138,12 +144,14 @@ describe('balancer configuration and request keys (unit)', () => {
         env: { PATH: process.env.PATH ?? '', HERALD_WORKERS: '127.0.0.1:1', HOST: '127.0.0.1', PORT: String(port), HERALD_HEALTH_TIMEOUT_MS: '100' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
       const [code] = (await once(child, 'exit')) as [number];
       expect(code).to.equal(1);
-      const fatal = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; err?: string }).find((l) => l.msg === 'cannot start');
-      expect(fatal?.err).to.match(/EADDRINUSE/);
+      // One line for the operator (issue 15: no stack traces, name the fix).
+      const lines = err.split('\n').filter(Boolean);
+      expect(lines, err).to.have.lengthOf(1);
+      expect(lines[0]).to.match(/EADDRINUSE/).and.to.include('PORT=0');
     } finally {
       blocker.close();
     }

@@ -10,6 +10,8 @@ export const BALANCER_BIN = fileURLToPath(new URL('../../packages/balancer/dist/
 /** A `herald-balancer` process started by a test. */
 export interface BalancerProcess {
   port: number;
+  /** The instance's id (`HERALD_BALANCER_ID`), as sent to workers in `X-Herald-Balancer`. */
+  id: string;
   url: string;
   wsUrl: string;
   child: Child;
@@ -24,6 +26,7 @@ export interface BalancerProcess {
 /** The parts of `/balancer/status` tests read. */
 export interface BalancerStatusBody {
   status: string;
+  id: string;
   healthy: number;
   relay: 'native' | 'js';
   connections: { clients: number; tunnels: number; requests: number };
@@ -73,10 +76,11 @@ export async function startBalancer(env: NodeJS.ProcessEnv): Promise<BalancerPro
     ...env,
   });
   const line = await child.waitForLine((l) => l.includes('"msg":"listening"'));
-  const { port } = JSON.parse(line) as { port: number };
+  const { port, id } = JSON.parse(line) as { port: number; id: string };
   const url = `http://127.0.0.1:${port}`;
   return {
     port,
+    id,
     url,
     wsUrl: `ws://127.0.0.1:${port}`,
     child,

@@ -2,6 +2,7 @@ import { redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater,
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import httpProxy from 'http-proxy';
 import type { BalancerConfig } from './config.js';
 import type { Discovery } from './discovery.js';
@@ -17,6 +18,8 @@ import { errorCode, isConnectError } from './upstream-errors.js';
 import { workerStatus, type BalancerStatus } from './status.js';
 import type { Relay } from './data-plane.js';
 import { handleOps, OpsStatsSource } from './ops-page.js';
+import { BALANCER_HEADER } from '@herald/shared';
+import { RedisDrainRequest } from './redis-drain-request.js';
 
 /** Path of the balancer's own status endpoint (never proxied). */
 export const STATUS_PATH = '/balancer/status';
@@ -25,14 +28,15 @@ export const STATUS_PATH = '/balancer/status';
 const DRAIN_TICK_MS = 100;
 /** At shutdown, how long to wait for the relay to report the last tunnels closed. */
 const TUNNEL_REPORT_WAIT_MS = 2000;
+/** Share of the drain budget over which workers close this balancer's connections (the rest lets clients answer). */
+const WORKER_SPREAD_SHARE = 0.5;
 
 /**
  * The sticky balancer: an HTTP server that proxies plain requests and WebSocket upgrades to
  * workers chosen by rendezvous hashing of a sticky key, over the workers that pass health checks.
  *
  * Lifecycle: `start()` discovers workers, runs one round of health checks, then listens;
- * `close()` stops accepting, closes tunnels in paced batches over `drainMs`, and releases
- * everything.
+ * `close()` drains (see {@link Balancer.close}) and releases everything.
  */
 export class Balancer {
   private readonly server: http.Server;
@@ -52,6 +56,7 @@ export class Balancer {
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4000 });
   private readonly tunnelContext: TunnelContext;
   private readonly relay: Relay | undefined;
+  private readonly drainRequest: RedisDrainRequest | undefined;
   private tunnelsGone: (() => void) | undefined;
   private readonly startedAt = Date.now();
   private inFlight = 0;
@@ -83,6 +88,10 @@ export class Balancer {
       this.discoveries.push(
         new RedisDiscovery({ url: config.redisUrl, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs }, logger),
       );
+    }
+
+    if (config.redisUrl !== undefined) {
+      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, prefix: config.redisPrefix, balancerId: config.balancerId }, logger);
     }
 
     this.proxy = httpProxy.createProxyServer({ xfwd: false });
@@ -149,7 +158,10 @@ export class Balancer {
    * @returns the bound port
    */
   async start(): Promise<{ port: number }> {
-    await Promise.all(this.discoveries.map((discovery) => discovery.start((workers) => this.onDiscovered(discovery.name, workers))));
+    await Promise.all([
+      ...this.discoveries.map((discovery) => discovery.start((workers) => this.onDiscovered(discovery.name, workers))),
+      this.drainRequest?.start(),
+    ]);
     this.checker.start();
     await this.checker.round();
     if (this.draining) throw new Error('closed before it started listening');
@@ -174,6 +186,7 @@ export class Balancer {
     const workers = this.pool.all();
     return {
       status: this.draining ? 'draining' : 'ok',
+      id: this.config.balancerId,
       pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       sticky: formatSticky(this.config.sticky),
@@ -186,8 +199,15 @@ export class Balancer {
   }
 
   /**
-   * Graceful shutdown: stop accepting, let in-flight HTTP finish, close tunnels in paced batches
-   * over `drainMs` (so clients reconnect gradually, not all at once), then release everything.
+   * Graceful shutdown. The balancer keeps listening, but only to answer `/balancer/status`
+   * (`"status":"draining"`); every other request and upgrade gets 503 `shutting_down`, and upgrades
+   * still waiting for their worker are refused the same way. Then:
+   * - with Redis, the workers are asked (admin command `drain-balancer`) to close the connections
+   *   that came through this balancer with 1001, in paced batches over half of `drainMs`; the
+   *   balancer waits for its tunnels to end, and cuts the ones still open when `drainMs` is over;
+   * - without Redis (a static worker list) it has no way to reach the workers' sessions, so it
+   *   cuts open tunnels in paced batches over `drainMs` (their clients see 1006 and reconnect).
+   * Then it stops listening and releases everything.
    *
    * @returns when every socket is closed
    */
@@ -198,22 +218,28 @@ export class Balancer {
 
   private async shutdown(): Promise<void> {
     this.draining = true;
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     await Promise.all(this.discoveries.map((d) => d.stop()));
     this.checker.stop();
     const deadline = Date.now() + this.config.drainMs;
-    while (this.tunnels.size > 0 && Date.now() < deadline) {
-      const ticksLeft = Math.max(1, Math.ceil((deadline - Date.now()) / DRAIN_TICK_MS));
-      const batch = Math.ceil(this.tunnels.size / ticksLeft);
-      let n = 0;
-      for (const tunnel of this.tunnels) {
-        if (n++ >= batch) break;
-        tunnel.destroy();
+    for (const tunnel of this.tunnels) tunnel.refuse();
+    const asked = await this.askWorkersToDrain();
+    if (asked) {
+      await this.tunnelsClosed(deadline);
+    } else {
+      while (this.tunnels.size > 0 && Date.now() < deadline) {
+        const ticksLeft = Math.max(1, Math.ceil((deadline - Date.now()) / DRAIN_TICK_MS));
+        const batch = Math.ceil(this.tunnels.size / ticksLeft);
+        let n = 0;
+        for (const tunnel of this.tunnels) {
+          if (n++ >= batch) break;
+          tunnel.destroy();
+        }
+        await delay(DRAIN_TICK_MS);
+        this.server.closeIdleConnections();
       }
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
-      this.server.closeIdleConnections();
     }
+    if (this.tunnels.size > 0) this.logger.warn({ tunnels: this.tunnels.size }, 'drain time over: cutting the tunnels still open');
     // Relayed tunnels close on the relay's thread and report back shortly after; the timer
     // (ref'd) keeps the process up for those reports, and bounds the wait should one not come.
     let timer: NodeJS.Timeout | undefined;
@@ -225,11 +251,50 @@ export class Balancer {
     for (const tunnel of this.tunnels) tunnel.destroy();
     await gone;
     clearTimeout(timer);
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     for (const socket of this.clients) socket.destroy();
     await stopped;
+    this.drainRequest?.stop();
     this.agent.destroy();
     this.proxy.close();
+  }
+
+  /**
+   * Sends the `drain-balancer` command when there is Redis and something to drain.
+   *
+   * @returns whether the workers were asked (false: no Redis, or Redis failed)
+   */
+  private async askWorkersToDrain(): Promise<boolean> {
+    if (!this.drainRequest) {
+      if (this.tunnels.size > 0) this.logger.info({ tunnels: this.tunnels.size }, 'no Redis to reach the workers: cutting tunnels in paced batches');
+      return false;
+    }
+    if (this.tunnels.size === 0) return true;
+    const spreadMs = Math.floor(this.config.drainMs * WORKER_SPREAD_SHARE);
+    try {
+      const workers = await this.drainRequest.request(spreadMs);
+      this.logger.info({ balancer: this.config.balancerId, tunnels: this.tunnels.size, workers, spreadMs }, 'asked the workers to drain this balancer\'s connections');
+      return true;
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'cannot ask the workers to drain (Redis): cutting tunnels in paced batches');
+      return false;
+    }
+  }
+
+  /** Resolves when no tunnel is left, or at `deadline`; idle keep-alive sockets are closed meanwhile. */
+  private async tunnelsClosed(deadline: number): Promise<void> {
+    while (this.tunnels.size > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(DRAIN_TICK_MS, Math.max(0, deadline - Date.now())));
+        this.tunnelsGone = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.tunnelsGone = undefined;
+      this.server.closeIdleConnections();
+    }
   }
 
   private onDiscovered(source: WorkerSource, workers: Array<{ address: string; nodeId?: string }>): void {
@@ -260,6 +325,8 @@ export class Balancer {
     req.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'request error'));
     res.on('error', (error) => this.logger.debug({ err: errorCode(error) }, 'response error'));
     const path = (req.url ?? '/').split('?', 1)[0];
+    // Only the balancer may tag a request with its id (see handleUpgrade).
+    delete req.headers[BALANCER_HEADER];
     if (handleOps(path, res, this.ops)) return;
     if (path === STATUS_PATH) {
       const body = JSON.stringify(this.status());
@@ -355,6 +422,9 @@ export class Balancer {
       return;
     }
     setForwardedHeaders(req, this.config.trustedProxies, false);
+    // Which balancer the connection comes through, so the workers can drain exactly this
+    // instance's connections when it stops; whatever the client sent is replaced.
+    req.headers[BALANCER_HEADER] = this.config.balancerId;
     const tunnel = new Tunnel(req, socket, head, ip, candidates, this.tunnelContext);
     this.tunnels.add(tunnel);
     this.tunnelBySocket.set(socket, tunnel);

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { SharedEnv, TrustedProxies, envInt, parseEnv } from '@herald/shared';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
+import { isBalancerId } from '@herald/shared';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 
 /** The balancer's configuration, normally read from the environment by {@link loadConfig}. */
 export interface BalancerConfig {
@@ -47,8 +50,19 @@ export interface BalancerConfig {
    * heartbeat (25 s), whose pings keep live connections busy, so only dead peers are dropped. @default 60000
    */
   readonly tunnelIdleMs: number;
-  /** On SIGTERM, time over which open tunnels are closed in paced batches (`HERALD_DRAIN_MS`). @default 10000 */
+  /**
+   * Drain budget on SIGTERM (`HERALD_DRAIN_MS`). With Redis, the workers are asked to close this
+   * balancer's connections with 1001 over the first half of it, and the balancer exits as soon as
+   * its tunnels are gone (tunnels still open at the end are cut); without Redis, open tunnels are
+   * cut in paced batches over it. @default 10000
+   */
   readonly drainMs: number;
+  /**
+   * This instance's id (`HERALD_BALANCER_ID`): sent to workers as `X-Herald-Balancer` with every
+   * upgrade, so they can drain exactly this instance's connections when it stops. Must be unique
+   * among running balancers of a deployment. @default '<hostname>-<pid>-<random>'
+   */
+  readonly balancerId: string;
   /**
    * Data plane of open tunnels (`HERALD_RELAY`): `native` hands both sockets to the C relay
    * thread (build/Release/herald_relay.node; startup fails without it), `js` keeps them on
@@ -83,6 +97,7 @@ const schema = z
     HERALD_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000, 30_000),
     HERALD_DRAIN_MS: SharedEnv.HERALD_DRAIN_MS,
     HERALD_TUNNEL_IDLE_MS: int(0, 86_400_000, 60_000),
+    HERALD_BALANCER_ID: z.string().refine(isBalancerId, 'expected 1-128 characters of A-Z a-z 0-9 _ . : @ -').optional(),
     HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
     LOG_LEVEL: SharedEnv.LOG_LEVEL,
   })
@@ -133,11 +148,18 @@ const schema = z
       upstreamTimeoutMs: env.HERALD_UPSTREAM_TIMEOUT_MS,
       drainMs: env.HERALD_DRAIN_MS,
       tunnelIdleMs: env.HERALD_TUNNEL_IDLE_MS,
+      balancerId: env.HERALD_BALANCER_ID ?? defaultBalancerId(),
       relay: env.HERALD_RELAY,
       logLevel: env.LOG_LEVEL,
     };
     return config;
   });
+
+/** `<hostname>-<pid>-<random>`: unique per process, and says where it runs in a worker's logs. */
+function defaultBalancerId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) || 'balancer';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
 
 /**
  * Reads and validates the balancer configuration. Empty variables count as unset (compose files

@@ -25,6 +25,8 @@ export interface WorkerStatus {
 export interface BalancerStatus {
   /** `ok`, or `draining` after SIGTERM. */
   status: 'ok' | 'draining';
+  /** This instance's id (`HERALD_BALANCER_ID`), as sent to workers in `X-Herald-Balancer`. */
+  id: string;
   pid: number;
   uptimeMs: number;
   /** The `HERALD_STICKY` setting. */

@@ -51,6 +51,8 @@ export class Tunnel {
   private upstream: Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private responded = false;
+  /** Refused at shutdown ({@link Tunnel.refuse}): whatever the worker does next is ignored. */
+  private refused = false;
   /** The relay's id, once handed over: from then on only the relay's report releases the tunnel. */
   private relayId: number | undefined;
 
@@ -79,7 +81,20 @@ export class Tunnel {
   /** Starts proxying to the first candidate. */
   start(): void {
     this.client.once('close', () => this.onClientClose());
+    // Node hands an upgrade's socket over not reading (`readableFlowing = null`), so a client that
+    // resets right after its request would go unnoticed — holding the request to the worker and
+    // two descriptors — until the handshake timeout (issue 12). A `readable` listener makes the
+    // socket read into its own buffer (nothing is consumed: http-proxy's pipe or the relay's
+    // hand-over takes those bytes later), so a reset surfaces at once as `error` + `close`.
+    this.client.on('readable', keepReading);
+    this.client.once('end', onEndWhileConnecting);
     this.tryWorker();
+  }
+
+  /** The handshake is over (upgraded or refused): the bytes are http-proxy's from here. */
+  private stopWatchingClient(): void {
+    this.client.off('readable', keepReading);
+    this.client.off('end', onEndWhileConnecting);
   }
 
   /** Tears the tunnel down now (both sockets destroyed). */
@@ -94,6 +109,21 @@ export class Tunnel {
   }
 
   /**
+   * At shutdown: an upgrade still waiting for its worker is answered 503 `shutting_down` and its
+   * request to the worker aborted — it would otherwise open after the workers were asked to
+   * drain this balancer's connections, and be cut at the end of the drain. Open tunnels and
+   * upgrades the worker already answered are left alone.
+   */
+  refuse(): void {
+    if (this.phase !== 'connecting' || this.responded) return;
+    this.refused = true;
+    clearTimeout(this.timer);
+    this.pending?.destroy();
+    this.pending = undefined;
+    rejectUpgrade(this.client, 503, 'shutting_down', 'the balancer is shutting down');
+  }
+
+  /**
    * Called by the balancer from `http-proxy`'s `proxyReqWs` event with the upgrade request just
    * created for this tunnel.
    *
@@ -101,7 +131,7 @@ export class Tunnel {
    */
   attach(proxyReq: ClientRequest): void {
     this.pending = proxyReq;
-    if (this.phase === 'closed') {
+    if (this.phase === 'closed' || this.refused) {
       proxyReq.destroy();
       return;
     }
@@ -131,6 +161,7 @@ export class Tunnel {
 
   private onUpgrade(socket: Socket): void {
     clearTimeout(this.timer);
+    this.stopWatchingClient();
     this.pending = undefined;
     this.upstream = socket;
     socket.on('error', (error) => {
@@ -142,7 +173,7 @@ export class Tunnel {
       this.client.end();
       destroyLater(this.client, HALF_CLOSE_LINGER_MS);
     });
-    if (this.phase === 'closed') {
+    if (this.phase === 'closed' || this.refused) {
       socket.destroy();
       return;
     }
@@ -201,9 +232,11 @@ export class Tunnel {
   }
 
   private onRefused(res: IncomingMessage): void {
+    if (this.refused) return;
     // The worker answered without upgrading (401, 403, 503 while draining, …). http-proxy pipes
     // that answer to the client and end()s the socket; the balancer destroys it once flushed.
     this.responded = true;
+    this.stopWatchingClient();
     res.on('error', () => this.destroy());
     this.client.once('finish', () => this.client.destroy());
     destroyLater(this.client, this.ctx.handshakeTimeoutMs);
@@ -222,7 +255,7 @@ export class Tunnel {
 
   private onProxyError(error: Error): void {
     const worker = this.worker;
-    if (this.phase === 'closed' || this.phase === 'relayed') return;
+    if (this.phase === 'closed' || this.phase === 'relayed' || this.refused) return;
     if (this.phase === 'open') {
       // Mid-stream failure (ECONNRESET from a killed worker, …): this connection ends, others don't.
       this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address, err: errorCode(error) }, 'tunnel failed');
@@ -265,6 +298,17 @@ export class Tunnel {
     this.setWorker(undefined);
     this.ctx.closed(this);
   }
+}
+
+/** `readable` listener of a client socket during the handshake: only there to keep it reading. */
+function keepReading(): void {}
+
+/**
+ * A client that half-closes before the worker answered can never take part in a WebSocket
+ * session (it could not even send its close frame): the handshake is abandoned, like a reset.
+ */
+function onEndWhileConnecting(this: Socket): void {
+  this.destroy();
 }
 
 /** Bytes a socket has read that nobody consumed yet (the socket is paused first). */

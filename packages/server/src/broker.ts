@@ -39,8 +39,14 @@ export interface DirectMessage {
   data: unknown;
 }
 
-/** A command every node carries out (sent through `POST /api/disconnect`, for example). */
-export type AdminCommand = { kind: 'disconnect'; user: string };
+/**
+ * A command every node carries out:
+ * - `disconnect` (`POST /api/disconnect`): close every connection of `user`;
+ * - `drain-balancer` (sent by herald-balancer on SIGTERM): close every connection that came
+ *   through balancer `balancer` with 1001, in paced batches spread over `spreadMs` (default: half
+ *   the worker's drain budget; never more than the whole budget).
+ */
+export type AdminCommand = { kind: 'disconnect'; user: string } | { kind: 'drain-balancer'; balancer: string; spreadMs?: number };
 
 /** History settings for one publish: keep the last `size` messages for `ttlMs`. */
 export interface HistoryPolicy {

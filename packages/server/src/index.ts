@@ -19,6 +19,7 @@ export * from './access.js';
 export * from './auth.js';
 export * from './metrics.js';
 export * from './drain.js';
+export * from './balancer-connections.js';
 export * from './backends.js';
 export * from './worker-backends.js';
 export * from './epoch.js';

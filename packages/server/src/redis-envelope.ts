@@ -1,4 +1,5 @@
 import type { StreamPosition } from '@herald/protocol';
+import { encodeCommandEnvelope } from '@herald/shared';
 import type { AdminCommand, ChannelEvent, ChannelMessage, DirectMessage } from './broker.js';
 
 /**
@@ -28,6 +29,7 @@ const SPACE = 0x20;
 
 /** Encodes an envelope (without position: Redis adds it to history messages). */
 export function encodeEnvelope(envelope: Envelope): Buffer {
+  if (envelope.type === 'command') return encodeCommandEnvelope(envelope.node, envelope.command);
   let header: Record<string, unknown>;
   let payload: Uint8Array | undefined;
   if (envelope.type === 'event') {
@@ -46,10 +48,8 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
     } else {
       header = { t: 'e', n: envelope.node, e: event };
     }
-  } else if (envelope.type === 'direct') {
-    header = { t: 'd', n: envelope.node, d: envelope.direct };
   } else {
-    header = { t: 'c', n: envelope.node, c: envelope.command };
+    header = { t: 'd', n: envelope.node, d: envelope.direct };
   }
   const head = Buffer.from(`${JSON.stringify(header)}\n`);
   return payload ? Buffer.concat([head, payload]) : head;

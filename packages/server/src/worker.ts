@@ -23,6 +23,9 @@ import { OriginPolicy } from './origin.js';
 import { TokenBucket } from './rate-limit.js';
 import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
+import { balancerTag, isBalancerId } from '@herald/shared';
+import { BalancerConnections } from './balancer-connections.js';
+import type { AdminCommand } from './broker.js';
 import { sendJson } from './http-util.js';
 import { IpConnectionLimit, clientAddress, createLogger, redactUrl, rejectUpgrade, sendError, TrustedProxies, type Logger } from '@herald/shared';
 
@@ -92,6 +95,8 @@ export class HeraldWorker {
   /** Every open WebSocket (both endpoints), for the connection cap and shutdown. */
   private readonly sockets = new Set<WebSocket>();
   private readonly sessions = new Map<WebSocket, Session>();
+  /** Open WebSockets by the balancer instance they came through (`X-Herald-Balancer`). */
+  private readonly viaBalancer = new BalancerConnections<WebSocket>();
   private drained?: Promise<void>;
   private readonly origins: OriginPolicy;
   private readonly ipLimit: IpConnectionLimit;
@@ -128,10 +133,11 @@ export class HeraldWorker {
     this.upgrades = new TokenBucket(upgradesPerSec, upgradesPerSec);
     this.hub = new Hub(this.broker, this.log);
     this.heartbeat = new Heartbeat(this.opts.heartbeatMs);
-    const { sockets, sessions, log } = this;
+    const { sockets, sessions, viaBalancer, log } = this;
     this.onSocketClose = function (this: WebSocket) {
       sockets.delete(this);
       sessions.delete(this);
+      viaBalancer.remove(this);
     };
     this.onUpgradeSocketError = function (err: Error) {
       log.debug({ err }, 'upgrade socket error');
@@ -165,12 +171,7 @@ export class HeraldWorker {
     await this.broker.start({
       onChannelEvent: (event) => this.hub.deliver(event),
       onDirect: (message) => this.hub.deliverDirect(message),
-      onCommand: (command) => {
-        if (command.kind === 'disconnect') {
-          const n = this.hub.disconnectUser(command.user, CloseCode.Policy, 'disconnected by admin');
-          this.log.info({ user: command.user, connections: n }, 'admin disconnect');
-        }
-      },
+      onCommand: (command) => this.onCommand(command),
       onLost: (channel, position) => this.hub.lost(channel, position),
       onAvailability: (available) => {
         this.metrics.brokerUp.set(available ? 1 : 0);
@@ -186,6 +187,39 @@ export class HeraldWorker {
       });
     });
     return this.port;
+  }
+
+  /** Carries out an admin command from the broker (fields are checked: it came over the network). */
+  private onCommand(command: AdminCommand): void {
+    if (command.kind === 'disconnect' && typeof command.user === 'string') {
+      const n = this.hub.disconnectUser(command.user, CloseCode.Policy, 'disconnected by admin');
+      this.log.info({ user: command.user, connections: n }, 'admin disconnect');
+    } else if (command.kind === 'drain-balancer' && typeof command.balancer === 'string' && isBalancerId(command.balancer)) {
+      const spread = typeof command.spreadMs === 'number' && command.spreadMs >= 0 ? command.spreadMs : this.opts.drainMs / 2;
+      this.drainBalancer(command.balancer, Math.min(spread, this.opts.drainMs));
+    } else {
+      this.log.warn({ kind: String((command as { kind?: unknown }).kind).slice(0, 50) }, 'ignoring a malformed admin command');
+    }
+  }
+
+  /**
+   * Closes the connections that came through `balancer` with 1001, paced like the worker's own
+   * drain: that balancer is shutting down and waits for its tunnels to end, so its clients
+   * reconnect (through another balancer, or the restarted one) gradually and never see 1006.
+   */
+  private drainBalancer(balancer: string, spreadMs: number): void {
+    const sockets = this.viaBalancer.of(balancer);
+    this.log.info({ balancer, connections: sockets.length, spreadMs }, 'draining the connections of a balancer');
+    if (sockets.length === 0) return;
+    const targets = sockets.map((ws) => this.sessions.get(ws) ?? ws);
+    closeInBatches(targets, { code: CloseCode.GoingAway, reason: 'balancer going away', spreadMs }).catch((err: unknown) =>
+      this.log.error({ err }, 'balancer drain failed'),
+    );
+  }
+
+  /** Open WebSocket connections per balancer id they came through (untagged ones are not counted). */
+  connectionsByBalancer(): Record<string, number> {
+    return this.viaBalancer.counts();
   }
 
   /** The bound port (after {@link listen}). */
@@ -280,17 +314,18 @@ export class HeraldWorker {
       return this.wss.handleUpgrade(req, socket, head, (ws) => closeWithGrace(ws, CloseCode.Unauthorized, reason, this.limits.closeGraceMs));
     }
     if (socket.destroyed) return;
+    const balancer = balancerTag(req);
     if (url.pathname === '/echo') {
       // /echo has no frames to authenticate with: in mode `required` its token must come with the upgrade.
       if (auth.awaitingAuth) return rejectUpgrade(socket, 401, HttpErrorCode.Unauthorized, 'a token is required', { 'WWW-Authenticate': 'Bearer realm="herald"' });
       return this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.track(ws);
+        this.track(ws, balancer);
         handleEcho(ws, socket as Socket, { sendBufferBytes: this.limits.sendBufferBytes, closeGraceMs: this.limits.closeGraceMs, log: this.log, metrics: this.metrics });
         closeAtExpiry(ws, auth.identity.expiresAt);
       });
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      this.track(ws);
+      this.track(ws, balancer);
       this.sessionDeps ??= {
         node: this.nodeId,
         heartbeatMs: this.opts.heartbeatMs,
@@ -312,8 +347,9 @@ export class HeraldWorker {
     });
   }
 
-  private track(ws: WebSocket): void {
+  private track(ws: WebSocket, balancer: string | undefined): void {
     this.sockets.add(ws);
+    if (balancer !== undefined) this.viaBalancer.add(ws, balancer);
     // `on`, not `once` (which wraps each listener): `close` fires once anyway.
     ws.on('close', this.onSocketClose);
     this.heartbeat.track(ws);

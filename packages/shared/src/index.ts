@@ -7,3 +7,5 @@ export * from './node-record.js';
 export * from './http-error.js';
 export * from './env.js';
 export * from './listen-failure.js';
+export * from './balancer-tag.js';
+export * from './command-envelope.js';

@@ -54,7 +54,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 try {
   const { port } = await balancer.start();
   const status = balancer.status();
-  logger.info({ port, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy }, 'listening');
+  logger.info({ port, id: status.id, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy }, 'listening');
   // pm2 `wait_ready` and child_process.fork parents wait for this.
   process.send?.('ready');
 } catch (error) {

@@ -1,0 +1,63 @@
+import { publishCommand } from '@herald/shared';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** Options of {@link RedisDrainRequest}. */
+export interface RedisDrainRequestOptions {
+  /** `redis://…` URL (the workers' Redis). */
+  readonly url: string;
+  /** The workers' `HERALD_REDIS_PREFIX`. */
+  readonly prefix: string;
+  /** This balancer's id, as sent in `X-Herald-Balancer`. */
+  readonly balancerId: string;
+}
+
+/**
+ * How a stopping balancer asks the workers, through Redis, to drain the connections that came
+ * through it: one `drain-balancer` admin command on the workers' broadcast channel. The
+ * connection is opened at start (so a shutdown does not wait for a connect) and kept quiet until
+ * then; it is separate from discovery's, which stops polling when the drain begins.
+ */
+export class RedisDrainRequest {
+  private readonly redis: Redis;
+
+  constructor(
+    private readonly options: RedisDrainRequestOptions,
+    private readonly logger: Logger,
+  ) {
+    this.redis = new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+    this.redis.on('error', (error: Error) => this.logger.debug({ err: error.message }, 'redis drain connection error'));
+  }
+
+  /** Connects; a failure is logged, ioredis keeps retrying in the background. */
+  async start(): Promise<void> {
+    try {
+      await this.redis.connect();
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'redis drain connection: cannot connect yet, will retry');
+    }
+  }
+
+  /**
+   * Asks every worker to close this balancer's connections with 1001, paced over `spreadMs`.
+   *
+   * @returns how many workers received the request
+   * @throws when Redis cannot be reached
+   */
+  request(spreadMs: number): Promise<number> {
+    return publishCommand(this.redis, this.options.prefix, this.options.balancerId, {
+      kind: 'drain-balancer',
+      balancer: this.options.balancerId,
+      spreadMs,
+    });
+  }
+
+  stop(): void {
+    this.redis.disconnect();
+  }
+}
