@@ -1,5 +1,6 @@
 import { listLiveNodes } from '@herald/shared';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { balancerRedis } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
 import { parseWorkerAddress } from './worker-address.js';
@@ -30,17 +31,7 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(options.url, {
-      // Fail commands while disconnected instead of queueing them: a poll that cannot run is
-      // skipped and the last known list stays in force.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: true,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    });
-    this.redis.on('error', (error: Error) => {
-      this.logger.debug({ err: error.message }, 'redis discovery connection error');
-    });
+    this.redis = balancerRedis(options.url, 'discovery', logger);
   }
 
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {

@@ -1,5 +1,6 @@
 import { publishCommand } from '@herald/shared';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { balancerRedis } from './redis-connection.js';
 import type { Logger } from 'pino';
 
 /** Options of {@link RedisDrainRequest}. */
@@ -25,13 +26,7 @@ export class RedisDrainRequest {
     private readonly options: RedisDrainRequestOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(options.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: true,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    });
-    this.redis.on('error', (error: Error) => this.logger.debug({ err: error.message }, 'redis drain connection error'));
+    this.redis = balancerRedis(options.url, 'drain', logger);
   }
 
   /** Connects; a failure is logged, ioredis keeps retrying in the background. */
