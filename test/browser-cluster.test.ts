@@ -58,8 +58,9 @@ describe('demo app through the balancer (redis, 2 workers, Chromium)', function 
     const map = await nodesForKeys(balancer.url, keys);
     const aliceSid = keys[0]!;
     const bobSid = keys.find((k) => map.get(k) !== map.get(aliceSid))!;
-    // alice retries slowly, so what bob says after the kill reaches her by recovery, not live.
-    const alice = await open('alice', aliceSid, 'minDelay=2000&maxDelay=3000');
+    // alice retries slowly (5–6 s: room for the screenshot and bob's round trip on a busy machine),
+    // so what bob says after the kill reaches her by recovery, not live.
+    const alice = await open('alice', aliceSid, 'minDelay=5000&maxDelay=6000');
     const bob = await open('bob', bobSid);
     const aliceNode = (await alice.getAttribute('#badge', 'data-node'))!;
     const bobNode = (await bob.getAttribute('#badge', 'data-node'))!;
