@@ -435,15 +435,20 @@ static void *run(void *arg) {
 
 /* ---- JavaScript side ---- */
 
+/* Wakes the relay thread: its eventfd is in the epoll set (a saturated counter still wakes it). */
+static void wake_relay(struct relay *r) {
+  uint64_t one = 1;
+  ssize_t ignored = write(r->wakefd, &one, sizeof one);
+  (void)ignored;
+}
+
 /* Queues a command for the relay thread and wakes it. */
 static void push_command(struct relay *r, struct command *c) {
   pthread_mutex_lock(&r->lock);
   c->next = r->commands;
   r->commands = c;
   pthread_mutex_unlock(&r->lock);
-  uint64_t one = 1;
-  ssize_t ignored = write(r->wakefd, &one, sizeof one);
-  (void)ignored;
+  wake_relay(r);
 }
 
 static void call_js(napi_env env, napi_value callback, void *context, void *data) {
@@ -477,9 +482,7 @@ static void stop_relay(void *arg) {
   pthread_mutex_lock(&r->lock);
   r->stopping = 1;
   pthread_mutex_unlock(&r->lock);
-  uint64_t one = 1;
-  ssize_t ignored = write(r->wakefd, &one, sizeof one);
-  (void)ignored;
+  wake_relay(r);
   pthread_join(r->thread, NULL);
   r->running = 0;
   napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
@@ -678,9 +681,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   armed->next = r->commands;
   r->commands = armed;
   pthread_mutex_unlock(&r->lock);
-  uint64_t one = 1;
-  ssize_t ignored = write(r->wakefd, &one, sizeof one);
-  (void)ignored;
+  wake_relay(r);
   napi_value result;
   napi_create_double(env, id, &result);
   return result;
