@@ -10,6 +10,7 @@ export * from './session.js';
 export * from './transport.js';
 export * from './ws-transport.js';
 export * from './ws-fast-write.js';
+export * from './write-coalescer.js';
 export * from './frame-queue.js';
 export * from './worker.js';
 export * from './config.js';

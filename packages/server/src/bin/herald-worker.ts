@@ -4,6 +4,7 @@ import { ConfigError, createLogger, listenFailure } from '@herald/shared';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
+import { configureWriteBatching } from '../write-coalescer.js';
 
 async function main(): Promise<void> {
   let config;
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  configureWriteBatching(config.writeBatch);
   const backends = await createBackends(config, log);
   const worker = new HeraldWorker({
     nodeId: config.nodeId,
