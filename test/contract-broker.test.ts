@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { StreamPosition } from '@herald/protocol';
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, RedisBroker, createRedisClients, type Broker } from '@herald/server';
+import { MemoryBroker, type Broker } from '@herald/server';
+import { RedisBroker, createRedisClients } from '@herald/server/redis';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
 
 /** A broker under test and how to dispose of it. */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, RedisBroker, createRedisClients, type Broker, type History, type Recovery } from '@herald/server';
+import { MemoryBroker, type Broker, type History, type Recovery } from '@herald/server';
+import { RedisBroker, createRedisClients } from '@herald/server/redis';
 import { BrokerRecorder, eventually, plainMessage, startRedis, type TestRedis } from './helpers/index.js';
 
 /** A broker, whose history half is under test. */

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { MemoryPresence, RedisMembership, RedisPresence, createRedisClients, type Presence } from '@herald/server';
+import { MemoryPresence, type Presence } from '@herald/server';
+import { RedisMembership, RedisPresence, createRedisClients } from '@herald/server/redis';
 import { startRedis, type TestRedis } from './helpers/index.js';
 
 /** A presence store under test. */
