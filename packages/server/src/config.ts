@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
-import { ConfigError, SharedEnv, envBool, envInt, envList, formatIssues, parseEnv } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTlsOptions, tlsFiles, type TlsFiles } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
@@ -55,6 +55,9 @@ const EnvSchema = z.object({
   HERALD_MAX_HEADER_BYTES: envInt(1024, 1024 * 1024).default(16_384),
   HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
+  HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
+  HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
+  HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
 });
 
@@ -138,6 +141,10 @@ export interface WorkerConfig {
   maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
+  /** Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`): the worker serves https/wss. Unset = plain HTTP. */
+  tls?: TlsFiles;
+  /** ioredis TLS options for a `rediss://` `REDIS_URL` with `HERALD_REDIS_CA`. @default {} */
+  redisTls: { tls?: { ca: Buffer } };
 }
 
 /**
@@ -170,6 +177,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     }
   }
   return {
+    tls: tlsFiles(e.HERALD_TLS_CERT, e.HERALD_TLS_KEY),
+    redisTls: redisTlsOptions(e.REDIS_URL, e.HERALD_REDIS_CA),
     authMode: e.HERALD_AUTH,
     jwtSecret: e.HERALD_JWT_SECRET,
     jwtPublicKeyPem,

@@ -43,6 +43,8 @@ export interface RedisClientOptions {
   reconnectMaxMs?: number;
   /** Connection name shown by `CLIENT LIST` (suffixed `:pub` / `:sub`). @default "herald" */
   name?: string;
+  /** TLS options for a `rediss://` URL (a private CA from `HERALD_REDIS_CA`); `rediss://` alone uses the system's CAs. @default undefined */
+  tls?: RedisOptions['tls'];
 }
 
 /**
@@ -64,6 +66,7 @@ export function redisClientOptions(options: RedisClientOptions = {}): RedisOptio
     connectTimeout: 5000,
     keepAlive: 10_000,
     connectionName: options.name ?? 'herald',
+    ...(options.tls ? { tls: options.tls } : {}),
     // Full jitter: many workers losing Redis together do not reconnect in lockstep.
     retryStrategy: (times) => Math.round(Math.random() * Math.min(max, 50 * 2 ** Math.min(times, 10))) + 10,
   };
