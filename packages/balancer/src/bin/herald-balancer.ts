@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, RedisAuthError, createLogger, listenFailure, reloadTlsOnSighup } from '@herald/shared';
+import { ConfigError, RedisAuthError, createLogger, listenFailure, loadTlsCredentials, reloadTlsOnSighup } from '@herald/shared';
 import { Balancer } from '../balancer.js';
 import { loadRelay } from '../data-plane.js';
 
@@ -16,9 +16,11 @@ try {
 const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
 let balancer: Balancer;
 try {
+  // A bad certificate or key is reported before anything else is logged (the constructor reads them again).
+  if (config.tls) loadTlsCredentials(config.tls);
   balancer = new Balancer(config, logger, await loadRelay(config, logger));
 } catch (error) {
-  // HERALD_RELAY=native without the native relay built.
+  // HERALD_RELAY=native without the native relay built; an unreadable or mismatched certificate and key.
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`herald-balancer: ${error.message}\n`);
   process.exit(1);
