@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '@herald/shared';
+import { isRedisAuthRefusal, type Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 
 type Arg = string | Buffer | number;
@@ -103,8 +103,9 @@ export function watchClient(client: EventEmitter & { status: string }, role: str
   let last = client.status;
   let lastError = '';
   client.on('error', (err: Error) => {
-    // The same error repeats on every reconnect attempt; log it once until it changes.
-    if (err.message !== lastError) log?.warn({ err: err.message, redis: role }, `redis ${role} error`);
+    // The same error repeats on every reconnect attempt; log it once until it changes. Refused
+    // credentials are an error (reconnecting will not fix them); at start-up they end the process.
+    if (err.message !== lastError) log?.[isRedisAuthRefusal(err) ? 'error' : 'warn']({ err: err.message, redis: role }, `redis ${role} error`);
     lastError = err.message;
   });
   for (const event of STATUS_EVENTS) {
