@@ -39,18 +39,18 @@ export class RedisDiscovery implements Discovery {
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
     this.stopped = false;
     // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
-    const credentials = checkRedisCredentials(this.redis, this.options.url);
+    // Settled into a value at once: it may reject before connect() does.
+    const refused = checkRedisCredentials(this.redis, this.options.url).then(() => undefined, (error: Error) => error);
     let connectError: Error | undefined;
     try {
       await this.redis.connect();
     } catch (error) {
       connectError = error as Error;
     }
-    try {
-      await credentials;
-    } catch (error) {
+    const authError = await refused;
+    if (authError) {
       this.redis.disconnect();
-      throw error;
+      throw authError;
     }
     if (connectError) this.logger.warn({ err: connectError.message }, 'redis discovery: cannot connect yet, will retry');
     const poll = async () => {
