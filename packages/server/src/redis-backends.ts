@@ -22,7 +22,8 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
 export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
   const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}`, ...config.redisTls }, log);
   // A wrong password is fatal at start-up (RedisAuthError); a Redis that is down is not.
-  await checkRedisCredentials(clients.publisher, config.redisUrl!).catch((err: unknown) => {
+  // Bounded like the broker's own start-up wait (3 s), so a black-holed Redis delays the start by at most that much more.
+  await checkRedisCredentials(clients.publisher, config.redisUrl!, 3000).catch((err: unknown) => {
     clients.publisher.disconnect();
     clients.subscriber.disconnect();
     throw err;
