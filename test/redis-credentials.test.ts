@@ -9,11 +9,13 @@ describe('worker on a password-protected Redis (real redis-server)', function ()
 
   const PASSWORD = 'pw-3f9a1c7e-never-logged';
   const ACL_PASSWORD = 'acl-8b2d4e6f-never-logged';
+  // An ACL user that may log in but not touch Herald's keys (`~other:*`).
+  const LIMITED_PASSWORD = 'limited-1c4f7a9d-never-logged';
   let redis: TestRedis;
   let worker: WorkerProcess | undefined;
 
   before(async () => {
-    redis = await startRedis(undefined, ['--requirepass', PASSWORD, '--user', 'herald', 'on', `>${ACL_PASSWORD}`, '~*', '&*', '+@all']);
+    redis = await startRedis(undefined, ['--requirepass', PASSWORD, '--user', 'herald', 'on', `>${ACL_PASSWORD}`, '~*', '&*', '+@all', '--user', 'limited', 'on', `>${LIMITED_PASSWORD}`, '~other:*', '&*', '+@all']);
   });
   after(async () => redis?.stop());
   afterEach(async () => {
@@ -48,6 +50,7 @@ describe('worker on a password-protected Redis (real redis-server)', function ()
     ['a wrong requirepass password', () => `redis://:wrong-${PASSWORD}@127.0.0.1:${redis.port}`, /WRONGPASS/],
     ['a wrong ACL user password', () => `redis://herald:wrong-${ACL_PASSWORD}@127.0.0.1:${redis.port}`, /WRONGPASS/],
     ['no password at all', () => `redis://127.0.0.1:${redis.port}`, /NOAUTH/],
+    ['an ACL user without access to the prefix', () => `redis://limited:${LIMITED_PASSWORD}@127.0.0.1:${redis.port}`, /NOPERM/],
   ] as const) {
     for (const [bin, name] of [[WORKER_BIN, 'herald-worker'], [BALANCER_BIN, 'herald-balancer']] as const) {
       it(`${name} exits 1 with one clear line for ${label}`, async () => {
@@ -58,7 +61,7 @@ describe('worker on a password-protected Redis (real redis-server)', function ()
         expect(lines, child.lines.join('\n')).to.have.length(1);
         expect(lines[0]).to.match(/refused the credentials/).and.to.match(refusal);
         if (url().includes('@')) expect(lines[0]).to.include(':***@127.0.0.1');
-        expect(child.lines.filter((l) => l.includes(PASSWORD) || l.includes(ACL_PASSWORD))).to.deep.equal([]);
+        expect(child.lines.filter((l) => [PASSWORD, ACL_PASSWORD, LIMITED_PASSWORD].some((p) => l.includes(p)))).to.deep.equal([]);
         expect(child.lines.filter((l) => l.includes('listening') || l.includes('unhandled') || l.includes('    at '))).to.deep.equal([]);
       });
     }

@@ -40,7 +40,8 @@ export class RedisDiscovery implements Discovery {
     this.stopped = false;
     // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
     // Settled into a value at once: it may reject before connect() does.
-    const refused = checkRedisCredentials(this.redis, this.options.url).then(() => undefined, (error: Error) => error);
+    const probe = () => this.redis.exists(`${this.options.prefix}nodes`);
+    const refused = checkRedisCredentials(this.redis, this.options.url, 5000, probe).then(() => undefined, (error: Error) => error);
     let connectError: Error | undefined;
     try {
       await this.redis.connect();

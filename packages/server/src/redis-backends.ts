@@ -23,7 +23,9 @@ export async function createRedisBackends(config: WorkerConfig, log: Logger): Pr
   const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}`, ...config.redisTls }, log);
   // A wrong password is fatal at start-up (RedisAuthError); a Redis that is down is not.
   // Bounded like the broker's own start-up wait (3 s), so a black-holed Redis delays the start by at most that much more.
-  await checkRedisCredentials(clients.publisher, config.redisUrl!, 3000).catch((err: unknown) => {
+  // The probe runs what every Herald command is, a script on a key of the prefix.
+  const probe = () => clients.publisher.eval("return redis.call('exists', KEYS[1])", 1, `${config.redisPrefix}nodes`);
+  await checkRedisCredentials(clients.publisher, config.redisUrl!, 3000, probe).catch((err: unknown) => {
     clients.publisher.disconnect();
     clients.subscriber.disconnect();
     throw err;
