@@ -1,4 +1,4 @@
-import { listLiveNodes } from '@herald/shared';
+import { checkRedisCredentials, listLiveNodes } from '@herald/shared';
 import type { Redis } from 'ioredis';
 import { balancerRedis } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
@@ -13,6 +13,8 @@ export interface RedisDiscoveryOptions {
   readonly prefix: string;
   /** Poll interval. @default 1000 */
   readonly intervalMs: number;
+  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
+  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -31,16 +33,27 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = balancerRedis(options.url, 'discovery', logger);
+    this.redis = balancerRedis(options.url, 'discovery', logger, options.tls);
   }
 
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
     this.stopped = false;
+    // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
+    // Settled into a value at once: it may reject before connect() does.
+    const probe = () => this.redis.exists(`${this.options.prefix}nodes`);
+    const refused = checkRedisCredentials(this.redis, this.options.url, 5000, probe).then(() => undefined, (error: Error) => error);
+    let connectError: Error | undefined;
     try {
       await this.redis.connect();
     } catch (error) {
-      this.logger.warn({ err: (error as Error).message }, 'redis discovery: cannot connect yet, will retry');
+      connectError = error as Error;
     }
+    const authError = await refused;
+    if (authError) {
+      this.redis.disconnect();
+      throw authError;
+    }
+    if (connectError) this.logger.warn({ err: connectError.message }, 'redis discovery: cannot connect yet, will retry');
     const poll = async () => {
       if (this.stopped) return;
       try {

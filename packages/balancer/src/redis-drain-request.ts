@@ -11,6 +11,8 @@ export interface RedisDrainRequestOptions {
   readonly prefix: string;
   /** This balancer's id, as sent in `X-Herald-Balancer`. */
   readonly balancerId: string;
+  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
+  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -26,7 +28,7 @@ export class RedisDrainRequest {
     private readonly options: RedisDrainRequestOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = balancerRedis(options.url, 'drain', logger);
+    this.redis = balancerRedis(options.url, 'drain', logger, options.tls);
   }
 
   /** Connects; a failure is logged, ioredis keeps retrying in the background. */

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
-import { ConfigError, SharedEnv, envBool, envInt, envList, formatIssues, parseEnv } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTlsOptions, tlsFiles, type TlsFiles } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
@@ -58,6 +58,9 @@ const EnvSchema = z.object({
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
   HERALD_WRITE_BATCH_MS: envInt(0, 100).default(DEFAULT_WRITE_BATCH.windowMs),
   HERALD_WRITE_BATCH_MIN_RATE: envInt(0).default(DEFAULT_WRITE_BATCH.minFramesPerSec),
+  HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
+  HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
+  HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
 });
 
@@ -143,6 +146,10 @@ export interface WorkerConfig {
   maxHeaderBytes: number;
   /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 5, minFramesPerSec: 10000 } */
   writeBatch: WriteBatchOptions;
+  /** Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`): the worker serves https/wss. Unset = plain HTTP. */
+  tls?: TlsFiles;
+  /** ioredis TLS options for a `rediss://` `REDIS_URL` with `HERALD_REDIS_CA`. @default {} */
+  redisTls: { tls?: { ca: Buffer } };
 }
 
 /**
@@ -175,6 +182,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     }
   }
   return {
+    tls: tlsFiles(e.HERALD_TLS_CERT, e.HERALD_TLS_KEY),
+    redisTls: redisTlsOptions(e.REDIS_URL, e.HERALD_REDIS_CA),
     authMode: e.HERALD_AUTH,
     jwtSecret: e.HERALD_JWT_SECRET,
     jwtPublicKeyPem,

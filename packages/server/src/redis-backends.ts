@@ -1,6 +1,6 @@
 import type { Backends } from './worker-backends.js';
 import type { WorkerConfig } from './config.js';
-import type { Logger } from '@herald/shared';
+import { checkRedisCredentials, type Logger } from '@herald/shared';
 import { RedisBroker } from './redis-broker.js';
 import { createRedisClients } from './redis-client.js';
 import { RedisMembership } from './redis-membership.js';
@@ -20,7 +20,16 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
  * node's entries and membership records) — the worker closes presence before the broker.
  */
 export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
-  const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` }, log);
+  const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}`, ...config.redisTls }, log);
+  // A wrong password is fatal at start-up (RedisAuthError); a Redis that is down is not.
+  // Bounded like the broker's own start-up wait (3 s), so a black-holed Redis delays the start by at most that much more.
+  // The probe runs what every Herald command is, a script on a key of the prefix.
+  const probe = () => clients.publisher.eval("return redis.call('exists', KEYS[1])", 1, `${config.redisPrefix}nodes`);
+  await checkRedisCredentials(clients.publisher, config.redisUrl!, 3000, probe).catch((err: unknown) => {
+    clients.publisher.disconnect();
+    clients.subscriber.disconnect();
+    throw err;
+  });
   const prefix = config.redisPrefix;
   const broker = new RedisBroker(clients, {
     nodeId: config.nodeId,
