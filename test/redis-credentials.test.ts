@@ -47,10 +47,10 @@ describe('worker on a password-protected Redis (real redis-server)', function ()
   // Refused credentials cannot fix themselves: the bin exits with one line naming the problem
   // (user kept, password redacted) instead of running unavailable forever.
   for (const [label, url, refusal] of [
-    ['a wrong requirepass password', () => `redis://:wrong-${PASSWORD}@127.0.0.1:${redis.port}`, /WRONGPASS/],
-    ['a wrong ACL user password', () => `redis://herald:wrong-${ACL_PASSWORD}@127.0.0.1:${redis.port}`, /WRONGPASS/],
-    ['no password at all', () => `redis://127.0.0.1:${redis.port}`, /NOAUTH/],
-    ['an ACL user without access to the prefix', () => `redis://limited:${LIMITED_PASSWORD}@127.0.0.1:${redis.port}`, /NOPERM/],
+    ['a wrong requirepass password', () => `redis://:wrong-${PASSWORD}@127.0.0.1:${redis.port}`, /refused the credentials: WRONGPASS/],
+    ['a wrong ACL user password', () => `redis://herald:wrong-${ACL_PASSWORD}@127.0.0.1:${redis.port}`, /refused the credentials: WRONGPASS/],
+    ['no password at all', () => `redis://127.0.0.1:${redis.port}`, /requires a password and REDIS_URL has none.*: NOAUTH/],
+    ['an ACL user without access to the prefix', () => `redis://limited:${LIMITED_PASSWORD}@127.0.0.1:${redis.port}`, /accepted the login but the ACL user may not use these keys.*: NOPERM/],
   ] as const) {
     for (const [bin, name] of [[WORKER_BIN, 'herald-worker'], [BALANCER_BIN, 'herald-balancer']] as const) {
       it(`${name} exits 1 with one clear line for ${label}`, async () => {
@@ -59,7 +59,7 @@ describe('worker on a password-protected Redis (real redis-server)', function ()
         expect(code).to.equal(1);
         const lines = child.lines.filter((l) => l.startsWith(`${name}: `));
         expect(lines, child.lines.join('\n')).to.have.length(1);
-        expect(lines[0]).to.match(/refused the credentials/).and.to.match(refusal);
+        expect(lines[0]).to.match(refusal);
         if (url().includes('@')) expect(lines[0]).to.include(':***@127.0.0.1');
         expect(child.lines.filter((l) => [PASSWORD, ACL_PASSWORD, LIMITED_PASSWORD].some((p) => l.includes(p)))).to.deep.equal([]);
         expect(child.lines.filter((l) => l.includes('listening') || l.includes('unhandled') || l.includes('    at '))).to.deep.equal([]);

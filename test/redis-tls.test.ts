@@ -86,6 +86,19 @@ describe('rediss:// (real redis-server with --tls-port and requirepass, openssl 
     await w.child.waitForLine((l) => l.includes('redis publisher error') && /self-signed|unable to (verify|get local issuer)/.test(l));
   });
 
+  it('without HERALD_REDIS_CA the balancer says why discovery fails, once, at warn, with the hint', async () => {
+    balancer = await startBalancer({ REDIS_URL: url, HERALD_REDIS_PREFIX: prefix, LOG_LEVEL: 'debug' });
+    const line = await balancer.child.waitForLine((l) => l.includes('redis discovery connection error'));
+    const entry = JSON.parse(line) as { level: number; err: string; hint?: string };
+    expect(entry.level).to.equal(40);
+    expect(entry.err).to.match(/self-signed|unable to (verify|get local issuer)/);
+    expect(entry.hint).to.include('HERALD_REDIS_CA');
+    // The same error again (every reconnect attempt) goes to debug, not warn.
+    const errors = () => balancer!.child.lines.filter((l) => l.includes('redis discovery connection error'));
+    await eventually(() => expect(errors().length).to.be.at.least(3), { timeout: 10_000, interval: 50 });
+    expect(errors().filter((l) => l.includes('"level":40'))).to.have.length(1);
+  });
+
   it('refuses HERALD_REDIS_CA with a plain redis:// URL (worker and balancer exit 1 with one line)', async () => {
     for (const [bin, name] of [[WORKER_BIN, 'herald-worker'], [BALANCER_BIN, 'herald-balancer']] as const) {
       const child = spawnChild(name, process.execPath, [bin], { PORT: '0', HOST: '127.0.0.1', REDIS_URL: `redis://127.0.0.1:${redis.port}`, HERALD_REDIS_CA: ca.caFile });

@@ -5,17 +5,25 @@ import { join } from 'node:path';
 import { ConfigError, isRedisAuthRefusal, loadTlsCredentials, redactRedisUrl, redisTlsOptions, tlsFiles } from '@herald/shared';
 import { loadConfig as loadWorkerConfig } from '@herald/server';
 import { loadConfig as loadBalancerConfig } from '@herald/balancer';
+import { createTestCa, type TestCa } from './helpers/tls.js';
 
 // The shared TLS and Redis-credential rules, in process (the bins' use of them is covered by
 // tls-worker, tls-balancer, redis-tls and redis-credentials).
 describe('TLS and Redis credential config (@herald/shared, both bins)', () => {
   let dir: string;
+  let testCa: TestCa;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'herald-tls-config-'));
-    writeFileSync(join(dir, 'ca.pem'), 'any bytes: read, not parsed here');
+    testCa = createTestCa();
+    writeFileSync(join(dir, 'ca.pem'), testCa.ca);
     writeFileSync(join(dir, 'junk.pem'), 'not PEM');
+    writeFileSync(join(dir, 'empty.pem'), '');
+    writeFileSync(join(dir, 'broken.pem'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n');
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    testCa?.remove();
+  });
 
   it('HERALD_TLS_CERT and HERALD_TLS_KEY: both or neither, in both bins alike', () => {
     expect(tlsFiles(undefined, undefined)).to.equal(undefined);
@@ -42,7 +50,11 @@ describe('TLS and Redis credential config (@herald/shared, both bins)', () => {
   it('HERALD_REDIS_CA: read for rediss://, refused with redis:// or without REDIS_URL', () => {
     const ca = join(dir, 'ca.pem');
     expect(redisTlsOptions('rediss://h:6380', undefined)).to.deep.equal({});
-    expect(redisTlsOptions('rediss://h:6380', ca).tls?.ca.toString()).to.equal('any bytes: read, not parsed here');
+    expect(redisTlsOptions('rediss://h:6380', ca).tls?.ca.toString()).to.equal(testCa.ca);
+    // A file that holds no certificate (a key, an empty file) or a certificate that does not parse is refused at start-up.
+    expect(() => redisTlsOptions('rediss://h:6380', join(dir, 'junk.pem'))).to.throw(ConfigError, /junk\.pem: holds no PEM certificate/);
+    expect(() => redisTlsOptions('rediss://h:6380', join(dir, 'empty.pem'))).to.throw(ConfigError, /empty\.pem: holds no PEM certificate/);
+    expect(() => redisTlsOptions('rediss://h:6380', join(dir, 'broken.pem'))).to.throw(ConfigError, /broken\.pem: certificate 1 does not parse/);
     expect(() => redisTlsOptions('redis://h:6379', ca)).to.throw(ConfigError, /needs a rediss:\/\/ REDIS_URL/);
     expect(() => redisTlsOptions(undefined, ca)).to.throw(ConfigError, /needs a rediss:\/\/ REDIS_URL/);
     expect(() => redisTlsOptions('rediss://h:6380', join(dir, 'nope.pem'))).to.throw(ConfigError, /^HERALD_REDIS_CA .*nope\.pem: ENOENT/);

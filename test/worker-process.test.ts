@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { spawnChild, startRedis, startWorker, TestClient, eventually, type WorkerProcess } from './helpers/index.js';
 import { WORKER_BIN } from './helpers/worker.js';
+import { startBalancer } from './helpers/balancer.js';
 
 const run = promisify(execFile);
 
@@ -89,6 +90,24 @@ describe('worker process: configuration, bin and graceful shutdown', () => {
     };
     expect(await loadsIoredis('@herald/server')).to.equal('false');
     expect(await loadsIoredis('@herald/server/redis')).to.equal('true');
+  });
+
+  it('a plain worker and balancer log and ignore SIGHUP (a certbot hook signalling every Herald process kills none)', async () => {
+    const w = await startWorker();
+    workers.push(w);
+    const b = await startBalancer({ HERALD_WORKERS: `127.0.0.1:${w.port}` });
+    try {
+      for (const child of [w.child, b.child]) {
+        child.proc.kill('SIGHUP');
+        await child.waitForLine((l) => l.includes('SIGHUP ignored'));
+        expect(child.proc.exitCode).to.equal(null);
+      }
+      expect((await fetch(`${w.url}/healthz`)).status).to.equal(200);
+      expect((await fetch(`${b.url}/healthz`)).status).to.equal(200);
+    } finally {
+      expect((await b.stop('SIGTERM')).code).to.equal(0);
+    }
+    expect((await w.stop('SIGTERM')).code).to.equal(0);
   });
 
   it('runs as the herald-worker package bin', async () => {

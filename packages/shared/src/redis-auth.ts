@@ -40,7 +40,7 @@ export function redactRedisUrl(url: string): string {
  * @param probe - a command on the bin's keys, run once ready. @default none
  */
 export function checkRedisCredentials(client: EventEmitter & { readonly status: string }, url: string, timeoutMs = 5000, probe?: () => Promise<unknown>): Promise<void> {
-  const refusal = (err: Error) => new RedisAuthError(`Redis at ${redactRedisUrl(url)} refused the credentials: ${err.message.split('\n', 1)[0]}`);
+  const refusal = (err: Error) => new RedisAuthError(`Redis at ${redactRedisUrl(url)} ${refusalReason(err.message, url)}: ${err.message.split('\n', 1)[0]}`);
   const connected = client.status === 'ready' ? Promise.resolve(true) : new Promise<boolean>((resolve, reject) => {
     const done = (err?: Error, ready = false) => {
       clearTimeout(timer);
@@ -64,4 +64,22 @@ export function checkRedisCredentials(client: EventEmitter & { readonly status: 
       if (isRedisAuthRefusal(err)) throw refusal(err as Error);
     }
   });
+}
+
+/**
+ * What a refusal means for the operator: a wrong password, a password missing from the URL, or
+ * an ACL user that logged in but may not use Herald's keys or commands.
+ */
+function refusalReason(reply: string, url: string): string {
+  if (reply.startsWith('NOPERM')) return 'accepted the login but the ACL user may not use these keys or commands (it needs ~<HERALD_REDIS_PREFIX>* and the commands in docs/deploy.md)';
+  if (reply.startsWith('NOAUTH') && !hasPassword(url)) return 'requires a password and REDIS_URL has none (redis://[user]:password@host:port)';
+  return 'refused the credentials';
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
@@ -76,15 +77,21 @@ export interface SecureContextTarget {
 /**
  * Reloads the certificate and key on SIGHUP (certbot's deploy hook, `kill -HUP`): new handshakes
  * get the new pair, open connections keep theirs (nothing is dropped). A pair that fails to load
- * is logged at error and the old one stays in force.
+ * is logged at error and the old one stays in force. Without TLS, SIGHUP is logged and ignored,
+ * so a deploy hook that signals every Herald process on a host cannot kill a plain one (Node's
+ * default for SIGHUP is to exit at once, without a drain).
  *
  * @param server - the https server
- * @param files - the paths to read again
+ * @param files - the paths to read again; undefined when the bin serves plain HTTP
  * @param log - where the outcome is logged
  * @returns a function that removes the SIGHUP handler
  */
-export function reloadTlsOnSighup(server: SecureContextTarget, files: TlsFiles, log: Logger): () => void {
+export function reloadTlsOnSighup(server: SecureContextTarget, files: TlsFiles | undefined, log: Logger): () => void {
   const reload = () => {
+    if (files === undefined) {
+      log.info('SIGHUP ignored: no TLS certificate to reload (HERALD_TLS_CERT is unset)');
+      return;
+    }
     try {
       server.setSecureContext(loadTlsCredentials(files));
       log.info({ cert: files.certFile }, 'TLS certificate reloaded (SIGHUP)');
@@ -109,9 +116,30 @@ export function reloadTlsOnSighup(server: SecureContextTarget, files: TlsFiles, 
 export function redisTlsOptions(url: string | undefined, caFile: string | undefined): { tls?: { ca: Buffer } } {
   if (caFile === undefined) return {};
   if (url === undefined || !url.startsWith('rediss://')) throw new ConfigError('HERALD_REDIS_CA needs a rediss:// REDIS_URL (TLS)');
+  let ca: Buffer;
   try {
-    return { tls: { ca: readFileSync(caFile) } };
+    ca = readFileSync(caFile);
   } catch (err) {
     throw new ConfigError(`HERALD_REDIS_CA ${caFile}: ${(err as Error).message}`);
+  }
+  checkCertificates(caFile, ca);
+  return { tls: { ca } };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * A CA bundle must hold at least one PEM certificate, each of which parses: a key, an empty file
+ * or a DER file given by mistake would otherwise start a worker that can never reach Redis.
+ */
+function checkCertificates(caFile: string, ca: Buffer): void {
+  const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError(`HERALD_REDIS_CA ${caFile}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError(`HERALD_REDIS_CA ${caFile}: certificate ${i + 1} does not parse: ${(err as Error).message}`);
+    }
   }
 }

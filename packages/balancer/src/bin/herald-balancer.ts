@@ -35,7 +35,7 @@ process.on('uncaughtException', (error) => {
 process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
 
 // certbot's deploy hook (or `kill -HUP`) swaps the certificate without dropping a tunnel.
-if (config.tls) reloadTlsOnSighup(balancer, config.tls, logger);
+reloadTlsOnSighup(balancer, config.tls, logger);
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   });
 
   // certbot's deploy hook (or `kill -HUP`) swaps the certificate; open connections keep theirs.
-  if (config.tls) reloadTlsOnSighup(worker, config.tls, log);
+  reloadTlsOnSighup(worker, config.tls, log);
 
   let stopping = false;
   const stop = (signal: string) => {
