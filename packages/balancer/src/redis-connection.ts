@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
-import type { Logger } from '@herald/shared';
+import { Cluster, Redis } from 'ioredis';
+import { RedisKeys, type Logger, type RedisClusterSeed } from '@herald/shared';
 
 /**
  * A Redis connection of the balancer (discovery polls, the drain request at shutdown): commands
@@ -16,4 +16,29 @@ export function balancerRedis(url: string, role: string, logger: Logger): Redis 
   });
   redis.on('error', (error: Error) => logger.debug({ err: error.message }, `redis ${role} connection error`));
   return redis;
+}
+
+/** Where the balancer's Redis is: a URL (one Redis) or a Redis Cluster's seeds and partitions. */
+export type BalancerRedisTarget = { url: string } | { cluster: RedisClusterSeed[]; partitions: number };
+
+/** The key names of `target` (hash-tagged on a cluster, as the workers write them). */
+export function balancerKeys(target: BalancerRedisTarget, prefix: string): RedisKeys {
+  return new RedisKeys(prefix, 'cluster' in target ? target.partitions : undefined);
+}
+
+/**
+ * {@link balancerRedis} for either target: on a Redis Cluster an ioredis `Cluster` from the seeds
+ * with the same rules (no offline queue, connect on demand, capped backoff, errors at debug).
+ */
+export function balancerRedisFor(target: BalancerRedisTarget, role: string, logger: Logger): Redis | Cluster {
+  if ('url' in target) return balancerRedis(target.url, role, logger);
+  const cluster = new Cluster(target.cluster, {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    redisOptions: { maxRetriesPerRequest: 1 },
+    clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  cluster.on('error', (error: Error) => logger.debug({ err: error.message }, `redis ${role} connection error`));
+  cluster.on('node error', (error: Error) => logger.debug({ err: error.message }, `redis ${role} node error`));
+  return cluster;
 }

@@ -1,14 +1,16 @@
-import { listLiveNodes } from '@herald/shared';
-import type { Redis } from 'ioredis';
-import { balancerRedis } from './redis-connection.js';
+import { listLiveNodes, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import type { Cluster, Redis } from 'ioredis';
+import { balancerKeys, balancerRedisFor } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
 import { parseWorkerAddress } from './worker-address.js';
 
 /** Options of {@link RedisDiscovery}. */
 export interface RedisDiscoveryOptions {
-  /** `redis://…` URL. */
-  readonly url: string;
+  /** `redis://…` URL (one Redis); or give `cluster`. */
+  readonly url?: string;
+  /** A Redis Cluster's seeds and `HERALD_REDIS_PARTITIONS` (the records are under the `{nodes}` tag). */
+  readonly cluster?: { seeds: RedisClusterSeed[]; partitions: number };
   /** Key prefix of the membership records. @default 'herald:' */
   readonly prefix: string;
   /** Poll interval. @default 1000 */
@@ -22,7 +24,8 @@ export interface RedisDiscoveryOptions {
  */
 export class RedisDiscovery implements Discovery {
   readonly name = 'redis' as const;
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  private readonly keys: RedisKeys;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failing = false;
@@ -31,7 +34,9 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = balancerRedis(options.url, 'discovery', logger);
+    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url! };
+    this.redis = balancerRedisFor(target, 'discovery', logger);
+    this.keys = balancerKeys(target, options.prefix);
   }
 
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
@@ -73,7 +78,7 @@ export class RedisDiscovery implements Discovery {
    */
   async read(): Promise<DiscoveredWorker[]> {
     const byAddress = new Map<string, { address: string; nodeId: string; heartbeat: number }>();
-    for (const record of await listLiveNodes(this.redis, this.options.prefix)) {
+    for (const record of await listLiveNodes(this.redis, this.keys)) {
       try {
         parseWorkerAddress(record.address);
       } catch {

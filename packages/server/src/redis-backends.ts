@@ -2,7 +2,8 @@ import type { Backends } from './worker-backends.js';
 import type { WorkerConfig } from './config.js';
 import type { Logger } from '@herald/shared';
 import { RedisBroker } from './redis-broker.js';
-import { createRedisClients } from './redis-client.js';
+import { createRedisClients, type RedisClientOptions, type RedisClients } from './redis-client.js';
+import { createRedisClusterClients } from './redis-cluster-client.js';
 import { RedisMembership } from './redis-membership.js';
 import { RedisPresence } from './redis-presence.js';
 
@@ -13,18 +14,27 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
   return `${wildcard ? '127.0.0.1' : config.host}:${port}`;
 }
 
+/** The worker's Redis clients: one Redis (`REDIS_URL`) or a Redis Cluster (`HERALD_REDIS_CLUSTER`). */
+function connect(config: WorkerConfig, log: Logger): RedisClients {
+  const options: RedisClientOptions = { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` };
+  return config.redisCluster ? createRedisClusterClients(config.redisCluster, options, log) : createRedisClients(config.redisUrl!, options, log);
+}
+
 /**
- * The Redis backends of a cluster worker (`REDIS_URL` set): one command connection shared by
+ * The Redis backends of a cluster worker (`REDIS_URL` or `HERALD_REDIS_CLUSTER` set; on a Redis
+ * Cluster names are hash-tagged by partition and pub/sub is sharded, docs/cluster.md): one command connection shared by
  * broker (with its history), presence and membership, and its `duplicate()` for subscriptions. The
  * broker owns both connections and quits them on close; presence closes first (removing this
  * node's entries and membership records) — the worker closes presence before the broker.
  */
 export async function createRedisBackends(config: WorkerConfig, log: Logger): Promise<Backends> {
-  const clients = createRedisClients(config.redisUrl!, { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` }, log);
+  const clients = connect(config, log);
   const prefix = config.redisPrefix;
+  const partitions = config.redisCluster ? config.redisPartitions : undefined;
   const broker = new RedisBroker(clients, {
     nodeId: config.nodeId,
     prefix,
+    partitions,
     probeIntervalMs: config.redisProbeMs,
     probeTimeoutMs: config.redisCommandTimeoutMs,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -34,6 +44,7 @@ export async function createRedisBackends(config: WorkerConfig, log: Logger): Pr
   const membership = new RedisMembership(clients.publisher, {
     nodeId: config.nodeId,
     prefix,
+    partitions,
     leaseMs: config.leaseMs,
     log,
     onLeaseLost: () => void presence?.restore(),
@@ -41,6 +52,7 @@ export async function createRedisBackends(config: WorkerConfig, log: Logger): Pr
   presence = new RedisPresence(clients.publisher, {
     membership,
     prefix,
+    partitions,
     log,
     announce: (event) => broker.publish(event),
   });

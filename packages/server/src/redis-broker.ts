@@ -14,6 +14,11 @@ export interface RedisBrokerOptions {
   nodeId: string;
   /** Prefix of every key and pub/sub channel. @default "herald:" */
   prefix?: string;
+  /**
+   * Hash-tag partitions on a Redis Cluster (`HERALD_REDIS_PARTITIONS`): names are tagged and
+   * pub/sub is sharded (docs/cluster.md). Undefined = one Redis. @default undefined
+   */
+  partitions?: number;
   /** Interval of the liveness probe (PING on both connections), in ms. @default 1000 */
   probeIntervalMs?: number;
   /** A PING without a reply after this long marks Redis unavailable and reconnects, in ms. @default 2000 */
@@ -104,12 +109,12 @@ export class RedisBroker implements Broker {
     this.pub = clients.publisher;
     this.sub = clients.subscriber;
     this.nodeId = options.nodeId;
-    this.keys = new RedisKeys(options.prefix);
+    this.keys = new RedisKeys(options.prefix, options.partitions);
     this.log = options.log;
     this.epoch = options.newEpoch ?? newEpoch;
     this.probeInterval = options.probeIntervalMs ?? 1000;
     this.probeTimeout = options.probeTimeoutMs ?? 2000;
-    this.history = new RedisHistory(this.pub, { prefix: options.prefix, emptyStreamTtlMs: options.emptyStreamTtlMs, newEpoch: this.epoch, log: options.log });
+    this.history = new RedisHistory(this.pub, { prefix: options.prefix, partitions: options.partitions, emptyStreamTtlMs: options.emptyStreamTtlMs, newEpoch: this.epoch, log: options.log });
     // Whoever created the clients should log errors; this guarantees no `error` goes unhandled.
     this.pub.on('error', () => undefined);
     this.sub.on('error', () => undefined);
@@ -428,7 +433,7 @@ export class RedisBroker implements Broker {
       const deadline = Date.now() + timeout - Math.min(500, timeout / 4);
       let reply: [number, string];
       try {
-        reply = (await APPEND_AND_PUBLISH.run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch(), deadline))) as [number, string];
+        reply = (await APPEND_AND_PUBLISH.on(this.keys.clustered).run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch(), deadline))) as [number, string];
       } catch (err) {
         throw toUnavailable(err, 'history publish', this.log);
       }

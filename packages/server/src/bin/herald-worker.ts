@@ -76,7 +76,7 @@ async function main(): Promise<void> {
 
   const port = await worker.listen(config.port, config.host);
   await backends.started(port);
-  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : 'memory' }, 'listening');
+  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : config.redisCluster ? 'redis-cluster' : 'memory' }, 'listening');
   // pm2's wait_ready (and any parent with an IPC channel) waits for this.
   process.send?.('ready');
 }
