@@ -26,6 +26,7 @@ export * from './epoch.js';
 export * from './errors/broker-unavailable-error.js';
 export * from './redis-envelope.js';
 export * from './redis-client.js';
+export * from './redis-cluster-client.js';
 export * from './redis-script.js';
 export * from './redis-broker.js';
 export * from './redis-history.js';
