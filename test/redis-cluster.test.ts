@@ -14,7 +14,17 @@ import { historyContract } from './helpers/contract-history.js';
 import { presenceContract } from './helpers/contract-presence.js';
 
 const PARTITIONS = 128;
-const FAST = { HERALD_LEASE_MS: '2000', HERALD_REDIS_COMMAND_TIMEOUT_MS: '1000', HERALD_REDIS_PROBE_MS: '200', HERALD_DRAIN_MS: '1000' };
+const FAST = {
+  HERALD_LEASE_MS: '2000',
+  HERALD_REDIS_COMMAND_TIMEOUT_MS: '1000',
+  HERALD_REDIS_PROBE_MS: '200',
+  HERALD_DRAIN_MS: '1000',
+  // The traffic tests publish every 10 ms, above the default 100 frames/s.
+  HERALD_RATE_FRAMES_PER_S: '1000',
+  HERALD_RATE_FRAMES_BURST: '1000',
+  // Publishes wait for the failover (up to the command timeout): many are in flight meanwhile.
+  HERALD_MAX_FRAMES_IN_FLIGHT: '1000',
+};
 
 /**
  * Everything on one real local Redis Cluster (3 masters + 3 replicas, started once: six
@@ -78,6 +88,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
       return c;
     };
     const readyz = async (worker: number) => (await fetch(`${workers[worker]!.url}/readyz`)).status;
+    /** Subscribers of shard channel `channel` on the node at `port` (PUBSUB SHARDNUMSUB). */
+    const shardSubscribers = async (port: number, channel: string) => Number((await cluster.cli(port, 'PUBSUB', 'SHARDNUMSUB', channel)).trim().split('\n')[1]);
     /** The master serving the slot of `key`. */
     const masterOfKey = async (key: string) => cluster.masterOf(Number(await cluster.cli(cluster.startupNodes[0]!.port, 'CLUSTER', 'KEYSLOT', key)));
 
@@ -96,7 +108,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
       raw.on('error', () => undefined);
       await raw.connect();
     });
-    afterEach(async () => {
+    afterEach(async function () {
+      if (this.currentTest?.state === 'failed') for (const w of workers) console.log((w.child as unknown as { lines: string[] }).lines.slice(-30).join('\n'));
       await Promise.all(clients.splice(0).map((c) => c.close()));
       raw.disconnect();
       await Promise.all(workers.map((w) => w.stop()));
@@ -276,6 +289,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         const to = (await cluster.masters()).find((m) => m.id !== from.id)!;
         await migrateSlot(cluster, slot, from, to);
         expect((await cluster.masterOf(slot)).id).to.equal(to.id);
+        // The workers follow the channel to its new master (Redis dropped it on the old one).
+        await eventually(async () => expect(await shardSubscribers(to.port, keys.channel('room:busy'))).to.equal(1), { timeout: 10_000 });
       });
       // A migration is no outage: every publish succeeds.
       expect(result.unavailable).to.equal(0);
@@ -285,7 +300,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
     it('survives a SIGKILLed master: replica promoted, subscriptions restored, every publish answered', async () => {
       const slot = Number(await cluster.cli(cluster.startupNodes[0]!.port, 'CLUSTER', 'KEYSLOT', keys.channel('room:busy')));
       const result = await publishThrough(async () => {
-        await cluster.killMaster({ slot });
+        const { promoted } = await cluster.killMaster({ slot });
+        await eventually(async () => expect(await shardSubscribers(promoted.port, keys.channel('room:busy'))).to.equal(1), { timeout: 15_000 });
       });
       expect(result.acked).to.be.greaterThan(20);
       // Both workers are still running and serve cross-worker traffic on the new master.

@@ -20,6 +20,10 @@ export function redisClusterOptions(options: RedisClientOptions = {}): ClusterOp
     // Commands fail at once while the cluster is not ready (the broker answers `unavailable`).
     enableOfflineQueue: false,
     enableAutoPipelining: true,
+    // ioredis 6.0.0 exempts SUBSCRIBE/UNSUBSCRIBE from auto-pipelining but not their sharded
+    // forms: an SSUBSCRIBE batched with a script of the same slot sends the script down the
+    // subscriber connection ("Connection in subscriber mode"). test/redis-cluster.test.ts.
+    autoPipeliningIgnoredCommands: ['ssubscribe', 'sunsubscribe'],
     clusterRetryStrategy: (times) => Math.round(Math.random() * Math.min(max, 50 * 2 ** Math.min(times, 10))) + 10,
     // A failover takes cluster-node-timeout plus an election: retry a command a few times on the
     // new topology within the command timeout instead of failing at the first closed connection.

@@ -138,9 +138,9 @@ return 0`,
  */
 const SWEEP_PART = new RedisScript(
   `local entries = redis.call('SPOP', KEYS[1], tonumber(ARGV[2]))
-local tag = ARGV[1] .. '\n'
+local tag = ARGV[1] .. '\\n'
 for _, e in ipairs(entries) do
-  local nl = string.find(e, '\n', 1, true)
+  local nl = string.find(e, '\\n', 1, true)
   local channel = string.sub(e, 1, nl - 1)
   local conn = string.sub(e, nl + 1)
   local key = ARGV[3] .. 'p:' .. channel
@@ -150,7 +150,7 @@ for _, e in ipairs(entries) do
     local user = string.sub(v, #tag + 1)
     redis.call('PUBLISH', ARGV[3] .. 'ch:' .. channel,
       '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
-      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\n')
+      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
   end
 end
 if redis.call('SCARD', KEYS[1]) > 0 then return 1 end
