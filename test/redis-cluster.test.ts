@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { RedisBroker, RedisMembership, RedisPresence, createRedisClusterClients } from '@herald/server';
-import { RedisKeys, listLiveNodes } from '@herald/shared';
+import { RedisDiscovery } from '@herald/balancer';
+import { RedisKeys, listLiveNodes, publishCommand } from '@herald/shared';
+import pino from 'pino';
 import { CLUSTER_NAMESPACES, TestClient, eventually, startWorker, type WorkerProcess } from './helpers/index.js';
 import { RedisCluster } from './helpers/redis-cluster.js';
 import { brokerContract } from './helpers/contract-broker.js';
@@ -126,6 +128,19 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         ['w0', `127.0.0.1:${workers[0]!.port}`],
         ['w1', `127.0.0.1:${workers[1]!.port}`],
       ]);
+    });
+
+    it('is discovered by the balancer from the cluster, which reaches both with a sharded command', async () => {
+      const discovery = new RedisDiscovery({ cluster: { seeds: cluster.startupNodes, partitions: PARTITIONS }, prefix: keys.prefix, intervalMs: 100 }, pino({ level: 'silent' }));
+      try {
+        const seen: string[][] = [];
+        await discovery.start((list) => seen.push(list.map((w) => w.address).sort()));
+        await eventually(() => expect(seen.at(-1)).to.deep.equal(workers.map((w) => `127.0.0.1:${w.port}`).sort()), { timeout: 10_000 });
+      } finally {
+        await discovery.stop();
+      }
+      // What a stopping balancer sends (RedisDrainRequest): SPUBLISH on the {nodes} broadcast channel.
+      expect(await publishCommand(raw, keys, 'b-test', { kind: 'drain-balancer', balancer: 'b-test', spreadMs: 0 })).to.equal(2);
     });
 
     it('keeps every key of a channel in one slot and pub/sub sharded', async () => {

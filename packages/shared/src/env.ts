@@ -65,8 +65,8 @@ export const SharedEnv = {
    * use the same number; changing it moves every channel). @default 128
    */
   HERALD_REDIS_PARTITIONS: envInt(1, 16_384).default(128),
-  /** Prefix of every Redis key and channel (no `{` or `}`: those would move the hash tag). @default "herald:" */
-  HERALD_REDIS_PREFIX: z.string().min(1).regex(/^[^{}]*$/, 'must not contain { or }').default('herald:'),
+  /** Prefix of every Redis key and channel (on a cluster without `{` or `}`, which would move the hash tag). @default "herald:" */
+  HERALD_REDIS_PREFIX: z.string().min(1).default('herald:'),
   /** Peers whose `X-Forwarded-For` is believed: addresses, CIDRs, `loopback`, `private`. @default [] */
   HERALD_TRUSTED_PROXIES: envList
     .superRefine((entries, ctx) => {
@@ -99,11 +99,15 @@ export type RedisTarget =
  * The one rule for `REDIS_URL` vs `HERALD_REDIS_CLUSTER` (worker and balancer alike): at most one
  * of them. Call it on values parsed with {@link SharedEnv}.
  *
- * @throws ConfigError naming both variables when both are set
+ * @throws ConfigError naming both variables when both are set, or when a cluster's
+ *   `HERALD_REDIS_PREFIX` has a brace (it would take the place of the partition hash tag)
  */
-export function redisTarget(env: { REDIS_URL?: string; HERALD_REDIS_CLUSTER?: RedisClusterSeed[]; HERALD_REDIS_PARTITIONS: number }): RedisTarget {
+export function redisTarget(env: { REDIS_URL?: string; HERALD_REDIS_CLUSTER?: RedisClusterSeed[]; HERALD_REDIS_PARTITIONS: number; HERALD_REDIS_PREFIX?: string }): RedisTarget {
   if (env.REDIS_URL !== undefined && env.HERALD_REDIS_CLUSTER !== undefined) {
     throw new ConfigError('REDIS_URL and HERALD_REDIS_CLUSTER are both set: use REDIS_URL for one Redis, HERALD_REDIS_CLUSTER for a Redis Cluster, not both');
+  }
+  if (env.HERALD_REDIS_CLUSTER !== undefined && /[{}]/.test(env.HERALD_REDIS_PREFIX ?? '')) {
+    throw new ConfigError('HERALD_REDIS_PREFIX must not contain { or } with HERALD_REDIS_CLUSTER (the partition hash tag follows the prefix)');
   }
   if (env.REDIS_URL !== undefined) return { kind: 'single', url: env.REDIS_URL };
   if (env.HERALD_REDIS_CLUSTER !== undefined) return { kind: 'cluster', seeds: env.HERALD_REDIS_CLUSTER, partitions: env.HERALD_REDIS_PARTITIONS };
