@@ -129,7 +129,7 @@ const schema = z
       return fail('REDIS_URL', (error as Error).message);
     }
     if (workers.length === 0 && redis.kind === 'none') {
-      return fail('HERALD_WORKERS', 'set HERALD_WORKERS (host:port,…), REDIS_URL or HERALD_REDIS_CLUSTER (worker discovery)');
+      return fail('HERALD_WORKERS', 'set HERALD_WORKERS (host:port,…) or REDIS_URL / HERALD_REDIS_CLUSTER (worker discovery)');
     }
     let sticky: StickySource;
     try {
