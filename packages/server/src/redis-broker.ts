@@ -265,7 +265,15 @@ export class RedisBroker implements Broker {
       recovery = { ...(await this.history.recover(channel, { offset: 0, epoch: recovery.position.epoch })), recovered: false };
     }
     if (this.gaps.get(channel) !== gap) return true; // unsubscribed meanwhile
-    if (!recovery.recovered) {
+    if (recovery.position.epoch === since.epoch && recovery.position.offset < since.offset) {
+      // The stream went back under the same epoch: a replica promoted before it had the last
+      // appends (Redis replication is asynchronous), or a restore from an older snapshot. The
+      // offsets above the stream's end will be given to new messages, which must not be taken
+      // for duplicates: start again from the end, and say that messages were lost.
+      this.log?.warn({ channel, since, position: recovery.position }, 'messages lost: history went back (failover before replication)');
+      this.lastSeen.set(channel, recovery.position);
+      this.emitLost(channel, recovery.position);
+    } else if (!recovery.recovered) {
       const first = recovery.messages[0]?.offset;
       const from = { offset: first === undefined ? recovery.position.offset : first - 1, epoch: recovery.position.epoch };
       this.log?.warn({ channel, since, from }, 'messages lost: history epoch changed or trimmed');
