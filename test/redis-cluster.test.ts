@@ -111,7 +111,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
       await raw.connect();
     });
     afterEach(async function () {
-      if (this.currentTest?.state === 'failed') for (const w of workers) console.log((w.child as unknown as { lines: string[] }).lines.slice(-30).join('\n'));
+      // A failure is explained by the workers' last log lines.
+      if (this.currentTest?.state === 'failed') for (const w of workers) console.log(w.child.lines.slice(-30).join('\n'));
       await Promise.all(clients.splice(0).map((c) => c.close()));
       raw.disconnect();
       await Promise.all(workers.map((w) => w.stop()));
@@ -190,6 +191,8 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         await s.waitCount(() => s.of('message', 'nohist:all').length, n + 2);
         expect(s.of('message', 'room:all').map((f) => f.offset)).to.deep.equal(range(n + 1));
         expect(s.of('message', 'nohist:all').filter((f) => typeof f.data === 'number').map((f) => f.data).sort((a, b) => a - b)).to.deep.equal(range(n));
+        // A settled cluster interrupts nothing: no gap fill, no `lost`.
+        expect(s.of('lost')).to.deep.equal([]);
       }
     });
 
@@ -251,7 +254,7 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
      * subscriber on worker 1 gets every acknowledged message once, in offset order, and any hole
      * is covered by a gap fill or announced with `lost`.
      */
-    async function publishThrough(disturb: () => Promise<void>): Promise<{ acked: number; unavailable: number }> {
+    async function publishThrough(disturb: () => Promise<void>): Promise<{ acked: number; unavailable: number; lost: number }> {
       const pub = await open(0);
       const sub = await open(1);
       await sub.request({ type: 'subscribe', channel: 'room:busy' });
@@ -293,7 +296,7 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         expect(missing).to.deep.equal([]);
         expect(offsets).to.deep.equal(Array.from({ length: offsets.length }, (_, i) => offsets[0]! + i));
       }
-      return { acked: acked.length, unavailable: unavailable.length };
+      return { acked: acked.length, unavailable: unavailable.length, lost: lost.length };
     }
 
     it('follows a slot migration under traffic (MOVED/ASK), losing nothing', async () => {
@@ -307,8 +310,9 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         // The workers follow the channel to its new master (Redis dropped it on the old one).
         await eventually(async () => expect(await shardSubscribers(to.port, keys.channel('room:busy'))).to.equal(1), { timeout: 10_000 });
       });
-      // A migration is no outage: every publish succeeds.
+      // A migration is no outage: every publish succeeds, and the moved subscription's gap is filled.
       expect(result.unavailable).to.equal(0);
+      expect(result.lost).to.equal(0);
       expect(result.acked).to.be.greaterThan(20);
     });
 

@@ -56,7 +56,8 @@ interface Gap {
  *
  * - One subscriber connection per worker with an exact SUBSCRIBE per channel that has local
  *   subscribers, per user with local connections, plus the node's own channel and the
- *   broadcast channel. Subscriptions are restored by the broker after every reconnect.
+ *   broadcast channel (on a Redis Cluster: SSUBSCRIBE, one connection per master, through
+ *   redis-cluster-client.ts). Subscriptions are restored by the broker after every reconnect.
  * - Messages without history and presence events are delivered on this node at once and
  *   published tagged with the node id; the node drops its own when they come back. So local
  *   delivery goes on while Redis is down, and `publish` then rejects with

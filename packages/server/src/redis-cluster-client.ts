@@ -53,6 +53,18 @@ async function pingMasters(cluster: Cluster): Promise<void> {
   );
 }
 
+/** Which master serves which slots, as a string: equal strings = the same slot map. */
+function slotMap(cluster: Cluster): string {
+  const out: string[] = [];
+  let last: string | undefined;
+  for (let slot = 0; slot < cluster.slots.length; slot++) {
+    const owner = cluster.slots[slot]?.[0] ?? '-';
+    if (owner !== last) out.push(`${slot}:${owner}`);
+    last = owner;
+  }
+  return out.join(',');
+}
+
 /** The hash tag of a key (`{…}`), which decides its slot; the whole key when it has none. */
 function hashTag(key: string): string {
   const open = key.indexOf('{');
@@ -134,9 +146,10 @@ class ClusterCommandClient extends EventEmitter implements RedisCommandClient {
  * continuity rules. ioredis keeps one subscriber per master and resubscribes after topology
  * changes, but tells nothing about which subscriptions were interrupted. So this client reports
  * every event that may have interrupted one — a subscriber connection ending (`-node` with a node
- * key: its master died), a topology change (`subscribersReady`: a failover, a slot migration, after
- * which Redis had dropped the moved channels with an unsolicited SUNSUBSCRIBE), a failed SSUBSCRIBE
- * — as `close` followed by `ready` once the cluster is ready again: the broker then subscribes
+ * key: its master died) or replaced (`-subscriber`), a new slot map (`subscribersReady` after a
+ * failover or a slot migration, after which Redis had dropped the moved channels with an
+ * unsolicited SUNSUBSCRIBE; a `subscribersReady` with the slot map unchanged is ignored), a failed
+ * SSUBSCRIBE — as `close` followed by `ready` once the cluster is ready again: the broker then subscribes
  * every channel again (awaited, so they are in place) and fills each gap from history, or sends
  * `lost`. It errs on the side of a gap fill too many (cheap: one read per history channel).
  * Checked against ioredis 6.0.0 (`-node` is emitted with the node key only for sharded subscribers).
@@ -146,13 +159,24 @@ class ClusterSubscriberClient extends EventEmitter implements RedisSubscriberCli
   private retryTimer?: NodeJS.Timeout;
   private retries = 0;
   private ended = false;
+  /** The slot map the subscriptions were last made on ({@link slotMap}). */
+  private slots = '';
 
   constructor(private readonly cluster: Cluster) {
     super();
     cluster.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.emit('messageBuffer', channel, message));
     cluster.on('error', (err: Error) => this.emit('error', err));
-    cluster.on('ready', () => this.interrupted(0));
-    cluster.on('subscribersReady', () => this.interrupted(0));
+    cluster.on('ready', () => {
+      this.slots = slotMap(cluster);
+      this.interrupted(0);
+    });
+    cluster.on('subscribersReady', () => {
+      const slots = slotMap(cluster);
+      if (slots === this.slots && this.up) return;
+      this.slots = slots;
+      this.interrupted(0);
+    });
+    cluster.on('-subscriber', () => this.interrupted());
     cluster.on('-node', (_redis: unknown, nodeKey?: string) => {
       if (nodeKey !== undefined) this.interrupted();
     });
