@@ -9,7 +9,7 @@ import { RedisBroker, RedisMembership, RedisPresence, createRedisClusterClients 
 import { RedisDiscovery } from '@herald/balancer';
 import { RedisKeys, listLiveNodes, publishCommand } from '@herald/shared';
 import pino from 'pino';
-import { CLUSTER_NAMESPACES, TestClient, eventually, startWorker, type WorkerProcess } from './helpers/index.js';
+import { CLUSTER_NAMESPACES, TestClient, eventually, freePort, startWorker, type WorkerProcess } from './helpers/index.js';
 import { RedisCluster } from './helpers/redis-cluster.js';
 import { brokerContract } from './helpers/contract-broker.js';
 import { historyContract } from './helpers/contract-history.js';
@@ -357,3 +357,23 @@ async function migrateSlot(cluster: RedisCluster, slot: number, from: { id: stri
   for (const m of await cluster.masters()) if (m.id !== from.id && m.id !== to.id) await cluster.cli(m.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
   await cluster.settled();
 }
+
+describe('worker with HERALD_REDIS_CLUSTER and no seed answering (1 worker)', function () {
+  this.timeout(30_000);
+
+  it('listens unready, keeps running and answers unavailable instead of crashing', async () => {
+    const dead = [await freePort(), await freePort()];
+    const worker = await startWorker({ HERALD_REDIS_CLUSTER: dead.map((p) => `127.0.0.1:${p}`).join(','), NODE_ID: 'lonely', ...FAST });
+    try {
+      const res = await fetch(`${worker.url}/readyz`);
+      expect(res.status).to.equal(503);
+      expect(await res.json()).to.deep.include({ reason: 'broker unavailable' });
+      const c = await TestClient.open(`${worker.wsUrl}/ws`);
+      expect(await c.request({ type: 'publish', channel: 'room:1', data: 1 })).to.deep.include({ type: 'error', code: 'unavailable' });
+      await c.close();
+      expect((await fetch(`${worker.url}/healthz`)).status).to.equal(200);
+    } finally {
+      expect((await worker.stop()).code).to.equal(0);
+    }
+  });
+});
