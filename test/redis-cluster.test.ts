@@ -318,10 +318,22 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
 
     it('survives a SIGKILLed master: replica promoted, subscriptions restored, every publish answered', async () => {
       const slot = Number(await cluster.cli(cluster.startupNodes[0]!.port, 'CLUSTER', 'KEYSLOT', keys.channel('room:busy')));
+      // While the slot has no master the worker says so: /readyz 503 (the probe pings every slot's master).
+      let watching = true;
+      let saw503 = false;
+      const watch = (async () => {
+        while (watching) {
+          if ((await readyz(0)) === 503) saw503 = true;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
       const result = await publishThrough(async () => {
         const { promoted } = await cluster.killMaster({ slot });
         await eventually(async () => expect(await shardSubscribers(promoted.port, keys.channel('room:busy'))).to.equal(1), { timeout: 15_000 });
       });
+      watching = false;
+      await watch;
+      expect(saw503).to.equal(true);
       expect(result.acked).to.be.greaterThan(20);
       // Both workers are still running and serve cross-worker traffic on the new master.
       const exited = await Promise.race([...workers.map((w) => w.child.exited.then(() => true)), new Promise((r) => setTimeout(() => r(false), 100))]);
