@@ -321,13 +321,23 @@ export class RedisBroker implements Broker {
     await this.sub.subscribe(this.keys.channel(channel)).catch((err: Error) => this.log?.debug({ err: err.message, channel }, 'subscribe failed; restored on reconnect'));
   }
 
+  /**
+   * Whether an UNSUBSCRIBE is worth sending now. One Redis forgets subscriptions with the
+   * connection, so none is needed while it is down. On a cluster ioredis keeps every sharded
+   * subscription and restores it after topology changes: SUNSUBSCRIBE even while interrupted,
+   * or it would come back unwanted.
+   */
+  private get mayUnsubscribe(): boolean {
+    return this.sub.status === 'ready' || this.keys.clustered;
+  }
+
   async unsubscribe(channel: string): Promise<void> {
     this.channels.delete(channel);
     this.lastSeen.delete(channel);
     this.baseline.delete(channel);
     this.gaps.delete(channel);
     this.pendingLost.delete(channel);
-    if (this.closed || this.sub.status !== 'ready') return;
+    if (this.closed || !this.mayUnsubscribe) return;
     await this.sub.unsubscribe(this.keys.channel(channel)).catch(() => undefined);
   }
 
@@ -340,7 +350,7 @@ export class RedisBroker implements Broker {
 
   async unsubscribeUser(user: string): Promise<void> {
     this.users.delete(user);
-    if (this.closed || this.sub.status !== 'ready') return;
+    if (this.closed || !this.mayUnsubscribe) return;
     await this.sub.unsubscribe(this.keys.user(user)).catch(() => undefined);
   }
 

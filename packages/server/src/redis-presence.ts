@@ -68,6 +68,31 @@ return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, 
 const UNLOCK = new RedisScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\nreturn 1`, 1);
 
 /**
+ * Lua shared by the sweep scripts: pops up to `batch` entries of node ARGV[1] from the set
+ * `set`, removes each from its channel's hash (when it is still this node's) and publishes its
+ * `leave` envelope on the channel. `scope` is the Lua expression of the names' prefix: the key
+ * prefix on one Redis, prefix + partition tag on a cluster (the names of RedisKeys).
+ */
+function popAndLeave(set: string, batch: string, scope: string): string {
+  return `local entries = redis.call('SPOP', ${set}, tonumber(${batch}))
+local tag = ARGV[1] .. '\\n'
+for _, e in ipairs(entries) do
+  local nl = string.find(e, '\\n', 1, true)
+  local channel = string.sub(e, 1, nl - 1)
+  local conn = string.sub(e, nl + 1)
+  local key = ${scope} .. 'p:' .. channel
+  local v = redis.call('HGET', key, conn)
+  if v and string.sub(v, 1, #tag) == tag then
+    redis.call('HDEL', key, conn)
+    local user = string.sub(v, #tag + 1)
+    redis.call('PUBLISH', ${scope} .. 'ch:' .. channel,
+      '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
+      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
+  end
+end`;
+}
+
+/**
  * Removes up to ARGV[3] presence entries of node ARGV[1] and publishes a `leave` for each,
  * in one atomic step (so two sweepers never announce the same leave). Without force, does
  * nothing for a node whose lease is current again, and drops the node's records once its set
@@ -80,22 +105,7 @@ if not force then
   local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
   if s and tonumber(s) > tonumber(ARGV[2]) then return -1 end
 end
-local entries = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
-local tag = ARGV[1] .. '\\n'
-for _, e in ipairs(entries) do
-  local nl = string.find(e, '\\n', 1, true)
-  local channel = string.sub(e, 1, nl - 1)
-  local conn = string.sub(e, nl + 1)
-  local key = ARGV[4] .. 'p:' .. channel
-  local v = redis.call('HGET', key, conn)
-  if v and string.sub(v, 1, #tag) == tag then
-    redis.call('HDEL', key, conn)
-    local user = string.sub(v, #tag + 1)
-    redis.call('PUBLISH', ARGV[4] .. 'ch:' .. channel,
-      '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
-      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
-  end
-end
+${popAndLeave('KEYS[2]', 'ARGV[3]', 'ARGV[4]')}
 if redis.call('SCARD', KEYS[2]) > 0 then return 1 end
 if not force then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -137,22 +147,7 @@ return 0`,
  * Returns 1 while entries remain, 0 when done.
  */
 const SWEEP_PART = new RedisScript(
-  `local entries = redis.call('SPOP', KEYS[1], tonumber(ARGV[2]))
-local tag = ARGV[1] .. '\\n'
-for _, e in ipairs(entries) do
-  local nl = string.find(e, '\\n', 1, true)
-  local channel = string.sub(e, 1, nl - 1)
-  local conn = string.sub(e, nl + 1)
-  local key = ARGV[3] .. 'p:' .. channel
-  local v = redis.call('HGET', key, conn)
-  if v and string.sub(v, 1, #tag) == tag then
-    redis.call('HDEL', key, conn)
-    local user = string.sub(v, #tag + 1)
-    redis.call('PUBLISH', ARGV[3] .. 'ch:' .. channel,
-      '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
-      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
-  end
-end
+  `${popAndLeave('KEYS[1]', 'ARGV[2]', 'ARGV[3]')}
 if redis.call('SCARD', KEYS[1]) > 0 then return 1 end
 return 0`,
   1,
