@@ -372,6 +372,18 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
         await b.request({ type: 'publish', channel: 'nohist:after', data: 'x' });
         await a.waitFrame((f) => f.type === 'message' && f.channel === 'nohist:after', 500);
       }, { timeout: 10_000 });
+      // Presence and direct messages across the workers, on the changed cluster.
+      const alice = await open(0, '?user=alice');
+      await alice.request({ type: 'subscribe', channel: 'room:after' });
+      const bob = await open(1, '?user=bob');
+      await bob.request({ type: 'subscribe', channel: 'room:after' });
+      await alice.waitFrame((f) => f.type === 'join' && f.user === 'bob');
+      expect((await bob.request({ type: 'presence', channel: 'room:after' })).members).to.have.deep.members([
+        { user: 'alice', conn: alice.welcome!.conn },
+        { user: 'bob', conn: bob.welcome!.conn },
+      ]);
+      expect(await alice.request({ type: 'send', user: 'bob', data: 'hi' })).to.deep.include({ type: 'ack' });
+      expect(await bob.waitFrame((f) => f.type === 'direct')).to.deep.equal({ type: 'direct', from: 'alice', data: 'hi' });
     });
   });
 });
