@@ -100,6 +100,21 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(row(rows, 'herald-balancer (js)').ratio?.to).to.equal('nginx');
   });
 
+  it('proxy --tls: the same echo over wss through nginx and herald-balancer (TLS ends there; both listen TLS-only)', async () => {
+    expect(parseOptions(['--tls']).tls).to.equal(true);
+    expect(parseOptions([]).tls).to.equal(false);
+    const { rows } = await runBench(tiny('proxy', { tls: true, conns: 2 }), quiet);
+    expect(rows.map((r) => r.target)).to.deep.equal(['direct', 'nginx (tls)', 'herald-balancer (tls)']);
+    for (const r of rows) {
+      expect(r.skipped, r.skipped).to.equal(undefined);
+      expect(r.value, r.target).to.be.greaterThan(0);
+      expect(r.lost, r.target).to.equal(0);
+    }
+    expect(row(rows, 'herald-balancer (tls)').cpu.proxy).to.be.greaterThan(0);
+    expect(row(rows, 'herald-balancer (tls)').ratio?.to).to.equal('nginx (tls)');
+    expect(row(rows, 'nginx (tls)').ratio?.to).to.equal('direct');
+  });
+
   it('--quick shortens windows and rate steps but keeps the conns scenario at 10,000 connections', () => {
     const quick = parseOptions(['--quick']);
     const full = parseOptions([]);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker, RedisBroker, createRedisClients } from '@herald/server';
+import { MemoryBroker } from '@herald/server';
+import { RedisBroker, createRedisClients } from '@herald/server/redis';
 import { startRedis, type TestRedis } from './helpers/index.js';
 import { brokerContract } from './helpers/contract-broker.js';
 

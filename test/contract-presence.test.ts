@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { MemoryPresence, RedisMembership, RedisPresence, createRedisClients } from '@herald/server';
+import { MemoryPresence } from '@herald/server';
+import { RedisMembership, RedisPresence, createRedisClients } from '@herald/server/redis';
 import { startRedis, type TestRedis } from './helpers/index.js';
 import { presenceContract } from './helpers/contract-presence.js';
 

@@ -8,6 +8,7 @@ import {
   TestClient,
   createTestCa,
   hasNginx,
+  heraldClientRoundTrip,
   httpsGet,
   startNginx,
   startWorker,
@@ -67,6 +68,12 @@ describe('nginx (real nginx, shipped config with TLS, 3 workers)', function () {
     const c = await open('/ws?sid=u');
     expect(workers.map((w) => w.node)).to.include(c.welcome!.node);
     await c.close();
+  });
+
+  it('carries @herald/client in Node over wss (its ws constructor trusts the test CA)', async () => {
+    const { node, received } = await heraldClientRoundTrip(wsUrl('/ws?sid=client'), ca.ca, 'via nginx');
+    expect(workers.map((w) => w.node)).to.include(node);
+    expect(received).to.deep.equal([{ text: 'via nginx' }]);
   });
 
   it('answers health checks on plain HTTP and redirects everything else to https with 308', async () => {

@@ -2,14 +2,8 @@ import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import {
-  BrokerUnavailableError,
-  RedisBroker,
-  createRedisClients,
-  encodeEnvelope,
-  type RedisCommandClient,
-  type RedisSubscriberClient,
-} from '@herald/server';
+import { BrokerUnavailableError } from '@herald/server';
+import { RedisBroker, createRedisClients, encodeEnvelope, type RedisCommandClient, type RedisSubscriberClient } from '@herald/server/redis';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
 
 const HISTORY = { size: 100, ttlMs: 60_000 };

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
-import { RedisBroker, RedisMembership, RedisPresence, createRedisClusterClients } from '@herald/server';
+import { RedisBroker, RedisMembership, RedisPresence, createRedisClusterClients } from '@herald/server/redis';
 import { RedisDiscovery } from '@herald/balancer';
 import { RedisKeys, listLiveNodes, publishCommand } from '@herald/shared';
 import pino from 'pino';

@@ -2,15 +2,8 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import {
-  BrokerUnavailableError,
-  RedisBroker,
-  RedisMembership,
-  RedisPresence,
-  createRedisClients,
-  type PresenceEvent,
-  type RedisCommandClient,
-} from '@herald/server';
+import { BrokerUnavailableError, type PresenceEvent } from '@herald/server';
+import { RedisBroker, RedisMembership, RedisPresence, createRedisClients, type RedisCommandClient } from '@herald/server/redis';
 import { listLiveNodes } from '@herald/shared';
 import { BrokerRecorder, eventually, startRedis, type TestRedis } from './helpers/index.js';
 

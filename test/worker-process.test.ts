@@ -3,8 +3,12 @@ import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { spawnChild, startRedis, startWorker, TestClient, eventually, type WorkerProcess } from './helpers/index.js';
 import { WORKER_BIN } from './helpers/worker.js';
+
+const run = promisify(execFile);
 
 const BIN_LINK = fileURLToPath(new URL('../node_modules/.bin/herald-worker', import.meta.url));
 const RESOLVE_LOG = fileURLToPath(new URL('./helpers/resolve-log.mjs', import.meta.url));
@@ -74,6 +78,17 @@ describe('worker process: configuration, bin and graceful shutdown', () => {
     } finally {
       await redis.stop();
     }
+  });
+
+  it('keeps ioredis out of the package entry: `@herald/server` does not load it, `@herald/server/redis` does', async () => {
+    /** Whether importing `specifier` in a fresh Node loads a module from ioredis. */
+    const loadsIoredis = async (specifier: string) => {
+      const script = `import '${specifier}'; import { createRequire } from 'node:module'; console.log(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/ioredis/')))`;
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)) });
+      return stdout.trim();
+    };
+    expect(await loadsIoredis('@herald/server')).to.equal('false');
+    expect(await loadsIoredis('@herald/server/redis')).to.equal('true');
   });
 
   it('runs as the herald-worker package bin', async () => {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Socket } from 'node:net';
-import { frameOnce, supportsFastWrite, writeFramed } from '@herald/server';
+import { DEFAULT_WRITE_BATCH, coalesceWrites, configureWriteBatching, frameOnce, supportsFastWrite, writeFramed } from '@herald/server';
 
 // Fails when a ws release changes the one private field the fast path uses (WebSocket#_sender.sendFrame).
 describe('ws fast write (unit, real ws sockets)', () => {
@@ -32,5 +32,84 @@ describe('ws fast write (unit, real ws sockets)', () => {
     expect(got).to.deep.equal(['a', 'b', 'c', 'bin:70000']);
     client.terminate();
     await new Promise((r) => wss.close(r));
+  });
+});
+
+describe('write coalescing (unit, real sockets)', () => {
+  afterEach(() => configureWriteBatching(DEFAULT_WRITE_BATCH));
+
+  /** A ws server whose first connection runs `serve`; resolves with the client's messages once `count` arrived. */
+  async function exchange(count: number, serve: (ws: WebSocket, socket: Socket) => void): Promise<string[]> {
+    const wss = new WebSocketServer({ port: 0, perMessageDeflate: false });
+    const port = (wss.address() as { port: number }).port;
+    wss.on('connection', (ws, req) => serve(ws, req.socket as Socket));
+    const client = new WebSocket(`ws://127.0.0.1:${port}`);
+    const got: string[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.on('error', reject);
+        client.on('message', (data) => {
+          got.push(String(data));
+          if (got.length === count) resolve();
+        });
+      });
+    } finally {
+      client.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+    return got;
+  }
+
+  const immediate = () => new Promise((r) => setImmediate(r));
+
+  it('flushes broadcasts at the end of the iteration while the fan-out rate is below the threshold', async () => {
+    configureWriteBatching({ windowMs: 50, minFramesPerSec: Number.MAX_SAFE_INTEGER });
+    let afterIteration = -1;
+    const got = await exchange(2, (ws, socket) => {
+      writeFramed(ws, socket, frameOnce(Buffer.from('x'), false));
+      writeFramed(ws, socket, frameOnce(Buffer.from('y'), false));
+      expect(socket.writableCorked, 'corked until the end of the iteration').to.equal(1);
+      void immediate().then(() => (afterIteration = socket.writableCorked));
+    });
+    expect(got).to.deep.equal(['x', 'y']);
+    expect(afterIteration).to.equal(0);
+  });
+
+  it('holds broadcasts for the batch window under load, replies joining them in order', async () => {
+    configureWriteBatching({ windowMs: 30, minFramesPerSec: 0 });
+    const corkedAfterIteration: number[] = [];
+    const got = await exchange(3, (ws, socket) => {
+      writeFramed(ws, socket, frameOnce(Buffer.from('m1'), false));
+      void immediate().then(() => {
+        corkedAfterIteration.push(socket.writableCorked);
+        coalesceWrites(socket); // a reply written while the window is open waits behind m1
+        ws.send('ack');
+        writeFramed(ws, socket, frameOnce(Buffer.from('m2'), false));
+      });
+    });
+    expect(corkedAfterIteration).to.deep.equal([1]);
+    expect(got).to.deep.equal(['m1', 'ack', 'm2']);
+  });
+
+  it('never batches with a window of 0', async () => {
+    configureWriteBatching({ windowMs: 0, minFramesPerSec: 0 });
+    let afterIteration = -1;
+    await exchange(1, (ws, socket) => {
+      writeFramed(ws, socket, frameOnce(Buffer.from('z'), false));
+      void immediate().then(() => (afterIteration = socket.writableCorked));
+    });
+    expect(afterIteration).to.equal(0);
+  });
+
+  it('lets a corked socket go early once 16 KiB wait', async () => {
+    configureWriteBatching({ windowMs: 100, minFramesPerSec: 0 });
+    let waiting = -1;
+    const big = Buffer.alloc(10_000, 0x61).toString();
+    await exchange(3, (ws, socket) => {
+      for (let i = 0; i < 3; i++) writeFramed(ws, socket, frameOnce(Buffer.from(big), false));
+      // The third write found 20 KB corked and flushed it: what waits is at most one frame.
+      waiting = socket.writableCorked === 1 ? socket.writableLength : -1;
+    });
+    expect(waiting).to.be.within(0, 10_010);
   });
 });

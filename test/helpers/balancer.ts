@@ -76,13 +76,15 @@ export async function startBalancer(env: NodeJS.ProcessEnv): Promise<BalancerPro
     ...env,
   });
   const line = await child.waitForLine((l) => l.includes('"msg":"listening"'));
-  const { port, id } = JSON.parse(line) as { port: number; id: string };
-  const url = `http://127.0.0.1:${port}`;
+  const { port, id, tls } = JSON.parse(line) as { port: number; id: string; tls?: boolean };
+  // HERALD_TLS_CERT/KEY: the balancer serves https and wss (status() then needs a CA: use httpsGet).
+  const s = tls ? 's' : '';
+  const url = `http${s}://127.0.0.1:${port}`;
   return {
     port,
     id,
     url,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    wsUrl: `ws${s}://127.0.0.1:${port}`,
     child,
     status: () => getStatus(port),
     fds: () => fdCount(child.pid),

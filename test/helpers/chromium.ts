@@ -18,8 +18,9 @@ export interface LaunchedBrowser {
  * Launches Debian's Chromium through playwright-core with the flags from the project's rules
  * (headless, no sandbox as root, no background traffic) and a fresh user data dir (mkdtemp).
  * playwright refuses `--user-data-dir` in `args`; a persistent context is how it takes one.
+ * `extraArgs` are appended (e.g. `--ignore-certificate-errors-spki-list=<hash>` to trust a test certificate).
  */
-export async function launchChromium(): Promise<LaunchedBrowser> {
+export async function launchChromium(extraArgs: string[] = []): Promise<LaunchedBrowser> {
   const profile = await mkdtemp(join(tmpdir(), 'herald-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
@@ -33,6 +34,7 @@ export async function launchChromium(): Promise<LaunchedBrowser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
   return {

@@ -27,3 +27,18 @@ export async function startRedis(port?: number, extraArgs: string[] = []): Promi
     },
   };
 }
+
+/**
+ * Starts `redis-server` speaking TLS only (`--port 0 --tls-port <free>`) with `cert` (signed by
+ * the test CA at `caFile`); clients need no certificate of their own (`--tls-auth-clients no`).
+ * `url` is the `rediss://` URL.
+ */
+export async function startTlsRedis(cert: { certFile: string; keyFile: string }, caFile: string, extraArgs: string[] = []): Promise<TestRedis> {
+  const p = await freePort();
+  const child = spawnChild(`redis-tls:${p}`, 'redis-server', [
+    '--port', '0', '--tls-port', String(p), '--tls-cert-file', cert.certFile, '--tls-key-file', cert.keyFile, '--tls-ca-cert-file', caFile,
+    '--tls-auth-clients', 'no', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...extraArgs,
+  ]);
+  await child.waitForLine((l) => l.includes('Ready to accept connections'));
+  return { port: p, url: `rediss://127.0.0.1:${p}`, child, stop: async (signal = 'SIGTERM') => void (await child.stop(signal)) };
+}

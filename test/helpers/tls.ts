@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
+import { WebSocket } from 'ws';
+import { Client } from '@herald/client';
+import { eventually } from './wait.js';
 
 /** A server certificate signed by a {@link TestCa}: PEM paths and contents. */
 export interface TestCert {
@@ -92,4 +95,41 @@ export function httpsGet(url: string, ca: string, headers: Record<string, string
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * A `ws` WebSocket class that trusts `ca`: what a Node app hands to `@herald/client` as its
+ * `WebSocket` constructor to reach a wss:// server with a private CA (README of @herald/client).
+ */
+export function trustingWebSocket(ca: string): new (url: string, protocols?: string | string[]) => WebSocket {
+  return class TrustingWebSocket extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, { ca });
+    }
+  };
+}
+
+/**
+ * Connects `@herald/client` (Node, `ws` trusting `ca`) to `wsUrl` (a `wss://…/ws` URL), subscribes,
+ * publishes one message and waits for it to come back, then closes.
+ *
+ * @returns the welcome's node and the message received
+ */
+export async function heraldClientRoundTrip(wsUrl: string, ca: string, text: string): Promise<{ node: string; received: unknown[] }> {
+  const client = new Client(wsUrl, { WebSocket: trustingWebSocket(ca), minReconnectDelay: 20, maxReconnectDelay: 200 });
+  client.on('error', () => {}); // a failed attempt shows as ready() rejecting / timing out below
+  try {
+    client.connect();
+    const welcome = await client.ready();
+    const received: unknown[] = [];
+    const sub = client.subscribe('room:tls', { onMessage: (m) => received.push(m.data) });
+    await sub.ready();
+    await client.publish('room:tls', { text });
+    await eventually(() => {
+      if (received.length === 0) throw new Error('no message yet');
+    });
+    return { node: welcome.node, received };
+  } finally {
+    client.close();
+  }
 }

@@ -15,19 +15,21 @@ export interface WorkerProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `herald-worker` on a free port (PORT=0) with `env`, and waits until it listens. */
+/** Starts `herald-worker` on a free port (PORT=0) with `env`, and waits until it listens (`url`/`wsUrl` are https/wss with HERALD_TLS_CERT). */
 export async function startWorker(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
   const child = spawnChild('worker', process.execPath, [WORKER_BIN], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
   const line = await child.waitForLine((l) => l.includes('"msg":"listening"')).catch(async (err) => {
     await child.stop('SIGKILL');
     throw err;
   });
-  const { port, node } = JSON.parse(line) as { port: number; node: string };
+  const { port, node, tls } = JSON.parse(line) as { port: number; node: string; tls?: boolean };
+  // HERALD_TLS_CERT/KEY: the worker serves https and wss.
+  const s = tls ? 's' : '';
   return {
     port,
     node,
-    url: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    url: `http${s}://127.0.0.1:${port}`,
+    wsUrl: `ws${s}://127.0.0.1:${port}`,
     child,
     stop: (signal = 'SIGTERM') => child.stop(signal),
   };

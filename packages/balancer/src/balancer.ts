@@ -1,5 +1,7 @@
-import { redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater, rejectUpgrade, sendError } from '@herald/shared';
+import { redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater, rejectUpgrade, sendError, loadTlsCredentials, type TlsCredentials } from '@herald/shared';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -39,7 +41,7 @@ const WORKER_SPREAD_SHARE = 0.5;
  * `close()` drains (see {@link Balancer.close}) and releases everything.
  */
 export class Balancer {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly proxy: httpProxy;
   private readonly pool: WorkerPool;
   private readonly checker: HealthChecker;
@@ -60,6 +62,9 @@ export class Balancer {
   private tunnelsGone: (() => void) | undefined;
   private readonly startedAt = Date.now();
   private inFlight = 0;
+  /** With TLS: when the certificate in use was loaded (start or the last reload), ms since epoch. */
+  private certLoadedAt = 0;
+  private certReloads = 0;
   private draining = false;
   private closing: Promise<void> | undefined;
 
@@ -67,6 +72,7 @@ export class Balancer {
    * @param config - validated configuration (see {@link loadConfig})
    * @param logger - pino logger
    * @param relay - the native data plane ({@link loadRelay}); undefined keeps tunnels on stream pipes. @default undefined
+   * @throws ConfigError when `config.tls` names files that do not make a certificate and key
    */
   constructor(
     private readonly config: BalancerConfig,
@@ -87,9 +93,9 @@ export class Balancer {
     const cluster = config.redisCluster ? { seeds: config.redisCluster, partitions: config.redisPartitions } : undefined;
     if (config.redisUrl !== undefined || cluster) {
       this.discoveries.push(
-        new RedisDiscovery({ url: config.redisUrl, cluster, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs }, logger),
+        new RedisDiscovery({ url: config.redisUrl, cluster, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs, tls: config.redisTls.tls }, logger),
       );
-      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, cluster, prefix: config.redisPrefix, balancerId: config.balancerId }, logger);
+      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, cluster, prefix: config.redisPrefix, balancerId: config.balancerId, tls: config.redisTls.tls }, logger);
     }
 
     this.proxy = httpProxy.createProxyServer({ xfwd: false });
@@ -103,7 +109,8 @@ export class Balancer {
       proxyRes.headers['set-cookie'] = [...prior, cookie];
     });
 
-    this.relay = relay;
+    // A TLS tunnel's bytes are encrypted in Node: they can never go to the relay (data-plane.ts).
+    this.relay = config.tls ? undefined : relay;
     this.tunnelContext = {
       relay: this.relay,
       proxyWs: (req, socket, head, worker, onError) =>
@@ -120,13 +127,24 @@ export class Balancer {
       logger,
     };
 
-    this.server = http.createServer({
+    const serverOptions = {
       // A client that never finishes its request head is dropped (slowloris); the default
       // 30 s sweep would let such a connection live far past the timeout.
       headersTimeout: Math.min(config.handshakeTimeoutMs, 60_000),
       requestTimeout: Math.max(config.upstreamTimeoutMs, config.handshakeTimeoutMs, 60_000),
       connectionsCheckingInterval: Math.min(1000, config.handshakeTimeoutMs),
-    });
+    };
+    if (config.tls) {
+      // TLS ends here; workers are reached over plain HTTP (X-Forwarded-Proto: https tells them).
+      const credentials = loadTlsCredentials(config.tls);
+      this.certLoadedAt = Date.now();
+      this.server = https.createServer({ ...serverOptions, ...credentials, handshakeTimeout: config.handshakeTimeoutMs });
+      this.server.on('tlsClientError', (error: NodeJS.ErrnoException) => this.logger.debug({ err: errorCode(error) }, 'TLS handshake failed'));
+    } else {
+      this.server = http.createServer(serverOptions);
+    }
+    // With TLS, `connection` is the TCP socket under the TLSSocket that requests and upgrades run
+    // on: destroying it ends both, and it counts connections that never finish their handshake.
     this.server.on('connection', (socket: Socket) => {
       this.clients.add(socket);
       // Errors before or after the upgrade must never reach the process: log, and let `close` clean up.
@@ -174,6 +192,19 @@ export class Balancer {
     return { port: (this.server.address() as AddressInfo).port };
   }
 
+  /**
+   * Replaces the certificate and key (SIGHUP in the bin, see reloadTlsOnSighup): new handshakes
+   * get them; open tunnels keep their TLS session and are not touched.
+   *
+   * @throws Error when the balancer serves plain HTTP
+   */
+  setSecureContext(credentials: TlsCredentials): void {
+    if (!(this.server instanceof https.Server)) throw new Error('this balancer serves plain HTTP (HERALD_TLS_CERT is not set)');
+    this.server.setSecureContext(credentials);
+    this.certLoadedAt = Date.now();
+    this.certReloads += 1;
+  }
+
   /** The bound address, once listening. */
   address(): AddressInfo | null {
     return this.server.address() as AddressInfo | null;
@@ -191,6 +222,7 @@ export class Balancer {
       discovery: this.discoveries.map((d) => d.name),
       healthy: workers.filter((w) => w.state === 'healthy').length,
       relay: this.relay ? 'native' : 'js',
+      tls: this.config.tls ? { enabled: true, dataPlane: 'js', certLoadedAt: this.certLoadedAt, reloads: this.certReloads } : { enabled: false },
       connections: { clients: this.clients.size, tunnels: this.tunnels.size, requests: this.inFlight },
       workers: workers.map(workerStatus),
     };
@@ -345,7 +377,7 @@ export class Balancer {
       key = randomBytes(12).toString('base64url');
       this.cookieToSet.set(req, `${this.config.sticky.name}=${key}; Path=/; HttpOnly; SameSite=Lax`);
     }
-    setForwardedHeaders(req, this.config.trustedProxies, false);
+    setForwardedHeaders(req, this.config.trustedProxies, isEncrypted(req));
     // A request with a body cannot be replayed (the body was streamed to the failed worker).
     const bodyless = !req.headers['transfer-encoding'] && (req.headers['content-length'] ?? '0') === '0';
     const candidates = this.candidates(key, bodyless ? this.config.retries + 1 : 1);
@@ -419,7 +451,7 @@ export class Balancer {
       rejectUpgrade(socket, 503, 'no_worker', 'no healthy worker');
       return;
     }
-    setForwardedHeaders(req, this.config.trustedProxies, false);
+    setForwardedHeaders(req, this.config.trustedProxies, isEncrypted(req));
     // Which balancer the connection comes through, so the workers can drain exactly this
     // instance's connections when it stops; whatever the client sent is replaced.
     req.headers[BALANCER_HEADER] = this.config.balancerId;
@@ -428,6 +460,10 @@ export class Balancer {
     this.tunnelBySocket.set(socket, tunnel);
     tunnel.start();
   }
+}
+
+function isEncrypted(req: IncomingMessage): boolean {
+  return (req.socket as TLSSocket).encrypted === true;
 }
 
 function targetUrl(worker: Worker): string {

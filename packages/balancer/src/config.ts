@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SharedEnv, TrustedProxies, envInt, parseEnv, redisTarget, type RedisClusterSeed, type RedisTarget } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, TrustedProxies, envInt, parseEnv, redisTarget, redisTlsOptions, tlsFiles, type RedisClusterSeed, type RedisTarget, type TlsFiles } from '@herald/shared';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
 import { isBalancerId } from '@herald/shared';
@@ -73,6 +73,15 @@ export interface BalancerConfig {
    * http-proxy's stream pipes, `auto` uses the native relay when it is built. @default 'auto'
    */
   readonly relay: 'auto' | 'native' | 'js';
+  /**
+   * Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`, PEM paths; both or neither): the
+   * balancer serves https/wss to clients and still talks plain HTTP to workers; SIGHUP reloads
+   * them. TLS tunnels stay on the JS data plane (the native relay moves raw bytes only), so
+   * `HERALD_RELAY=native` is refused with them. @default undefined (plain HTTP)
+   */
+  readonly tls: TlsFiles | undefined;
+  /** ioredis TLS options for a `rediss://` `REDIS_URL` with `HERALD_REDIS_CA` (a private CA). @default {} */
+  readonly redisTls: { tls?: { ca: Buffer } };
   /** pino level (`LOG_LEVEL`). @default 'info' */
   readonly logLevel: string;
 }
@@ -105,6 +114,9 @@ const schema = z
     HERALD_TUNNEL_IDLE_MS: int(0, 86_400_000, 60_000),
     HERALD_BALANCER_ID: z.string().refine(isBalancerId, 'expected 1-128 characters of A-Z a-z 0-9 _ . : @ -').optional(),
     HERALD_RELAY: z.enum(['auto', 'native', 'js']).default('auto'),
+    HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
+    HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
+    HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
     LOG_LEVEL: SharedEnv.LOG_LEVEL,
   })
   .transform((env, ctx) => {
@@ -137,6 +149,21 @@ const schema = z
     } catch (error) {
       return fail('HERALD_STICKY', (error as Error).message);
     }
+    let tls: TlsFiles | undefined;
+    let redisTls: BalancerConfig['redisTls'];
+    try {
+      tls = tlsFiles(env.HERALD_TLS_CERT, env.HERALD_TLS_KEY);
+    } catch (error) {
+      return fail(env.HERALD_TLS_CERT === undefined ? 'HERALD_TLS_KEY' : 'HERALD_TLS_CERT', (error as ConfigError).message);
+    }
+    if (tls && env.HERALD_RELAY === 'native') {
+      return fail('HERALD_RELAY', 'native cannot carry TLS tunnels (HERALD_TLS_CERT is set): use auto or js');
+    }
+    try {
+      redisTls = redisTlsOptions(env.REDIS_URL, env.HERALD_REDIS_CA);
+    } catch (error) {
+      return fail('HERALD_REDIS_CA', (error as ConfigError).message);
+    }
     // Validated by the shared rule already: constructing cannot throw here.
     const trustedProxies = new TrustedProxies(env.HERALD_TRUSTED_PROXIES);
     const config: BalancerConfig = {
@@ -164,6 +191,8 @@ const schema = z
       tunnelIdleMs: env.HERALD_TUNNEL_IDLE_MS,
       balancerId: env.HERALD_BALANCER_ID ?? defaultBalancerId(),
       relay: env.HERALD_RELAY,
+      tls,
+      redisTls,
       logLevel: env.LOG_LEVEL,
     };
     return config;

@@ -35,15 +35,21 @@ export interface Relay {
 /**
  * The data plane for `HERALD_RELAY`, logged once so an operator sees which one runs: `js` the
  * pipes, `native` the relay or a ConfigError, `auto` the relay when `@herald/relay` is installed
- * and built, else the pipes with one warning line.
+ * and built, else the pipes with one warning line. With TLS (`HERALD_TLS_CERT`) always the pipes.
  *
- * @param config - `HERALD_RELAY` and `HERALD_TUNNEL_IDLE_MS`
+ * @param config - `HERALD_RELAY`, `HERALD_TUNNEL_IDLE_MS` and whether TLS is on
  * @param logger - the process logger
  * @returns the relay, or undefined for the pipes
  * @throws ConfigError for `native` without the relay
  */
-export async function loadRelay(config: Pick<BalancerConfig, 'relay' | 'tunnelIdleMs'>, logger: Logger): Promise<Relay | undefined> {
+export async function loadRelay(config: Pick<BalancerConfig, 'relay' | 'tunnelIdleMs' | 'tls'>, logger: Logger): Promise<Relay | undefined> {
   const choice = config.relay;
+  if (config.tls) {
+    // The relay copies bytes between raw descriptors; TLS records are encrypted and decrypted
+    // by Node's TLS socket, so a TLS tunnel cannot leave Node (loadConfig refuses `native`).
+    logger.info({ relay: 'js', tls: true }, 'TLS tunnels stay on stream pipes (the native relay cannot carry TLS)');
+    return undefined;
+  }
   if (choice === 'js') {
     logger.info({ relay: 'js' }, 'tunnels stay on stream pipes (HERALD_RELAY=js)');
     return undefined;

@@ -1,4 +1,4 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { RedisKeys, type Logger, type RedisClusterSeed } from '@herald/shared';
 
 /**
@@ -6,9 +6,11 @@ import { RedisKeys, type Logger, type RedisClusterSeed } from '@herald/shared';
  * fail while disconnected instead of queueing (a poll that cannot run is skipped; the last known
  * worker list stays in force), connect on demand, reconnect with a capped backoff, and errors
  * are logged at debug as `redis <role> connection error` (the callers report what failed).
+ * `tls` carries a private CA for `rediss://` (`HERALD_REDIS_CA`); `rediss://` alone uses the system's CAs.
  */
-export function balancerRedis(url: string, role: string, logger: Logger): Redis {
+export function balancerRedis(url: string, role: string, logger: Logger, tls?: RedisOptions['tls']): Redis {
   const redis = new Redis(url, {
+    ...(tls ? { tls } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
@@ -19,7 +21,7 @@ export function balancerRedis(url: string, role: string, logger: Logger): Redis 
 }
 
 /** Where the balancer's Redis is: a URL (one Redis) or a Redis Cluster's seeds and partitions. */
-export type BalancerRedisTarget = { url: string } | { cluster: RedisClusterSeed[]; partitions: number };
+export type BalancerRedisTarget = { url: string; tls?: RedisOptions['tls'] } | { cluster: RedisClusterSeed[]; partitions: number };
 
 /** The key names of `target` (hash-tagged on a cluster, as the workers write them). */
 export function balancerKeys(target: BalancerRedisTarget, prefix: string): RedisKeys {
@@ -31,7 +33,7 @@ export function balancerKeys(target: BalancerRedisTarget, prefix: string): Redis
  * with the same rules (no offline queue, connect on demand, capped backoff, errors at debug).
  */
 export function balancerRedisFor(target: BalancerRedisTarget, role: string, logger: Logger): Redis | Cluster {
-  if ('url' in target) return balancerRedis(target.url, role, logger);
+  if ('url' in target) return balancerRedis(target.url, role, logger, target.tls);
   const cluster = new Cluster(target.cluster, {
     enableOfflineQueue: false,
     lazyConnect: true,

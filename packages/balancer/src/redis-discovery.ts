@@ -1,4 +1,4 @@
-import { listLiveNodes, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import { checkRedisCredentials, listLiveNodes, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
 import type { Cluster, Redis } from 'ioredis';
 import { balancerKeys, balancerRedisFor } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
@@ -15,6 +15,8 @@ export interface RedisDiscoveryOptions {
   readonly prefix: string;
   /** Poll interval. @default 1000 */
   readonly intervalMs: number;
+  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
+  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -34,18 +36,35 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url! };
+    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
     this.redis = balancerRedisFor(target, 'discovery', logger);
     this.keys = balancerKeys(target, options.prefix);
   }
 
+  /** The Redis named in messages: the URL, or the first seed of the cluster. */
+  private get where(): string {
+    const seed = this.options.cluster?.seeds[0];
+    return this.options.url ?? `redis://${seed?.host}:${seed?.port}`;
+  }
+
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
     this.stopped = false;
+    // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
+    // Settled into a value at once: it may reject before connect() does.
+    const probe = () => this.redis.exists(this.keys.nodes);
+    const refused = checkRedisCredentials(this.redis, this.where, 5000, probe).then(() => undefined, (error: Error) => error);
+    let connectError: Error | undefined;
     try {
       await this.redis.connect();
     } catch (error) {
-      this.logger.warn({ err: (error as Error).message }, 'redis discovery: cannot connect yet, will retry');
+      connectError = error as Error;
     }
+    const authError = await refused;
+    if (authError) {
+      this.redis.disconnect();
+      throw authError;
+    }
+    if (connectError) this.logger.warn({ err: connectError.message }, 'redis discovery: cannot connect yet, will retry');
     const poll = async () => {
       if (this.stopped) return;
       try {

@@ -13,6 +13,8 @@ export interface RedisDrainRequestOptions {
   readonly prefix: string;
   /** This balancer's id, as sent in `X-Herald-Balancer`. */
   readonly balancerId: string;
+  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
+  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -29,7 +31,7 @@ export class RedisDrainRequest {
     private readonly options: RedisDrainRequestOptions,
     private readonly logger: Logger,
   ) {
-    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url! };
+    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
     this.redis = balancerRedisFor(target, 'drain', logger);
     this.keys = balancerKeys(target, options.prefix);
   }

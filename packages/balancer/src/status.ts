@@ -35,8 +35,14 @@ export interface BalancerStatus {
   discovery: Array<'static' | 'redis'>;
   /** Number of healthy workers. */
   healthy: number;
-  /** Data plane of open tunnels: the native relay thread or Node's stream pipes (`HERALD_RELAY`). */
+  /** Data plane of open tunnels: the native relay thread or Node's stream pipes (`HERALD_RELAY`; always `js` with TLS). */
   relay: 'native' | 'js';
+  /**
+   * TLS towards clients (`HERALD_TLS_CERT`): TLS tunnels always run on the JS data plane, since the
+   * native relay moves raw bytes and TLS records are decrypted in Node. `certLoadedAt` (ms since
+   * epoch) and `reloads` change with each SIGHUP reload that succeeded.
+   */
+  tls: { enabled: false } | { enabled: true; dataPlane: 'js'; certLoadedAt: number; reloads: number };
   connections: {
     /** Client TCP connections held by Node (HTTP keep-alive, tunnels before the hand-over, all tunnels with `relay: 'js'`). */
     clients: number;

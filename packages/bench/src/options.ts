@@ -38,6 +38,8 @@ export interface BenchOptions {
   rampPerSec: number;
   /** proxy: workers behind each proxy. @default 2 */
   proxyWorkers: number;
+  /** proxy: clients speak wss to nginx and herald-balancer (TLS ended there, plain HTTP to the workers) instead of ws. @default false */
+  tls: boolean;
   /** scale: idle subscribed connections over all workers. @default 100000 (quick 6000) */
   scaleConns: number;
   /** scale: Herald workers (each holds at most 19,000 connections: 20,000 descriptors per process). @default 6 */
@@ -63,7 +65,7 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   fanout: --subscribers N (1000) --workers N (2) --publishers N (2)
           --rates R1,R2,... (25,50,...,3200; quick 25,100,400,1600) --step S (5, quick 1) --p99-limit MS (50)
   conns:  --idle-conns N (10000) --ramp N per second (4000)
-  proxy:  --proxy-workers N (2)
+  proxy:  --proxy-workers N (2) --tls (wss to nginx and herald-balancer; TLS ends there)
   scale:  --scale-conns N (100000, quick 6000) --scale-workers N (6); not in the default list
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
@@ -95,6 +97,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'idle-conns': { type: 'string' },
       ramp: { type: 'string' },
       'proxy-workers': { type: 'string' },
+      tls: { type: 'boolean' },
       'scale-conns': { type: 'string' },
       'scale-workers': { type: 'string' },
       targets: { type: 'string' },
@@ -136,6 +139,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     idleConns: Math.floor(num('idle-conns', values['idle-conns'], 10_000, 1)),
     rampPerSec: num('ramp', values.ramp, 4000, 0),
     proxyWorkers: Math.floor(num('proxy-workers', values['proxy-workers'], 2, 1)),
+    tls: values.tls ?? false,
     scaleConns: Math.floor(num('scale-conns', values['scale-conns'], quick ? 6000 : 100_000, 1)),
     scaleWorkers: Math.floor(num('scale-workers', values['scale-workers'], 6, 1)),
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),

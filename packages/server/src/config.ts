@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
-import { ConfigError, SharedEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTarget, type RedisClusterSeed } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTarget, redisTlsOptions, tlsFiles, type RedisClusterSeed, type TlsFiles } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
+import { DEFAULT_WRITE_BATCH, type WriteBatchOptions } from './write-coalescer.js';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
 
@@ -57,6 +58,11 @@ const EnvSchema = z.object({
   HERALD_MAX_HEADER_BYTES: envInt(1024, 1024 * 1024).default(16_384),
   HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
+  HERALD_WRITE_BATCH_MS: envInt(0, 100).default(DEFAULT_WRITE_BATCH.windowMs),
+  HERALD_WRITE_BATCH_MIN_RATE: envInt(0).default(DEFAULT_WRITE_BATCH.minFramesPerSec),
+  HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
+  HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
+  HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
 });
 
@@ -144,6 +150,12 @@ export interface WorkerConfig {
   maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
+  /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 5, minFramesPerSec: 10000 } */
+  writeBatch: WriteBatchOptions;
+  /** Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`): the worker serves https/wss. Unset = plain HTTP. */
+  tls?: TlsFiles;
+  /** ioredis TLS options for a `rediss://` `REDIS_URL` with `HERALD_REDIS_CA`. @default {} */
+  redisTls: { tls?: { ca: Buffer } };
 }
 
 /**
@@ -177,6 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     }
   }
   return {
+    tls: tlsFiles(e.HERALD_TLS_CERT, e.HERALD_TLS_KEY),
+    redisTls: redisTlsOptions(e.REDIS_URL, e.HERALD_REDIS_CA),
     authMode: e.HERALD_AUTH,
     jwtSecret: e.HERALD_JWT_SECRET,
     jwtPublicKeyPem,
@@ -202,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxHeaderBytes: e.HERALD_MAX_HEADER_BYTES,
     maxJsonDepth: e.HERALD_MAX_JSON_DEPTH,
     maxFramesInFlight: e.HERALD_MAX_FRAMES_IN_FLIGHT,
+    writeBatch: { windowMs: e.HERALD_WRITE_BATCH_MS, minFramesPerSec: e.HERALD_WRITE_BATCH_MIN_RATE },
     port: e.PORT,
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.\-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`,

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { CloseCode } from '@herald/protocol';
 import type { Logger } from '@herald/shared';
-import { coalesceWrites } from './ws-fast-write.js';
+import { coalesceWrites } from './write-coalescer.js';
 import { closeWithGrace } from './close.js';
 import type { Metrics } from './metrics.js';
 

@@ -1,3 +1,7 @@
+/**
+ * @herald/server: the worker and its in-memory backends. The Redis backends are in
+ * `@herald/server/redis`, so an app on the embedded broker never loads ioredis.
+ */
 export * from './broker.js';
 export * from './history.js';
 export * from './presence.js';
@@ -10,6 +14,7 @@ export * from './session.js';
 export * from './transport.js';
 export * from './ws-transport.js';
 export * from './ws-fast-write.js';
+export * from './write-coalescer.js';
 export * from './frame-queue.js';
 export * from './worker.js';
 export * from './config.js';
@@ -24,15 +29,6 @@ export * from './backends.js';
 export * from './worker-backends.js';
 export * from './epoch.js';
 export * from './errors/broker-unavailable-error.js';
-export * from './redis-envelope.js';
-export * from './redis-client.js';
-export * from './redis-cluster-client.js';
-export * from './redis-script.js';
-export * from './redis-broker.js';
-export * from './redis-history.js';
-export * from './redis-presence.js';
-export * from './redis-membership.js';
-export * from './redis-backends.js';
 export * from './token-verifier.js';
 export * from './token-expiry.js';
 export * from './auth-config.js';

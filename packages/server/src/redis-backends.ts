@@ -1,6 +1,6 @@
 import type { Backends } from './worker-backends.js';
 import type { WorkerConfig } from './config.js';
-import type { Logger } from '@herald/shared';
+import { RedisKeys, checkRedisCredentials, type Logger } from '@herald/shared';
 import { RedisBroker } from './redis-broker.js';
 import { createRedisClients, type RedisClientOptions, type RedisClients } from './redis-client.js';
 import { createRedisClusterClients } from './redis-cluster-client.js';
@@ -16,7 +16,7 @@ export function advertisedAddress(config: Pick<WorkerConfig, 'advertise' | 'host
 
 /** The worker's Redis clients: one Redis (`REDIS_URL`) or a Redis Cluster (`HERALD_REDIS_CLUSTER`). */
 function connect(config: WorkerConfig, log: Logger): RedisClients {
-  const options: RedisClientOptions = { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}` };
+  const options: RedisClientOptions = { commandTimeoutMs: config.redisCommandTimeoutMs, name: `herald:${config.nodeId}`, ...config.redisTls };
   return config.redisCluster ? createRedisClusterClients(config.redisCluster, options, log) : createRedisClients(config.redisUrl!, options, log);
 }
 
@@ -31,6 +31,16 @@ export async function createRedisBackends(config: WorkerConfig, log: Logger): Pr
   const clients = connect(config, log);
   const prefix = config.redisPrefix;
   const partitions = config.redisCluster ? config.redisPartitions : undefined;
+  // A wrong password is fatal at start-up (RedisAuthError); a Redis that is down is not.
+  // Bounded like the broker's own start-up wait (3 s), so a black-holed Redis delays the start by at most that much more.
+  // The probe runs what every Herald command is, a script on a key of the prefix (on a cluster: the tagged one).
+  const probe = () => clients.publisher.eval("return redis.call('exists', KEYS[1])", 1, new RedisKeys(prefix, partitions).nodes);
+  const where = config.redisUrl ?? `redis://${config.redisCluster![0]!.host}:${config.redisCluster![0]!.port}`;
+  await checkRedisCredentials(clients.publisher, where, 3000, probe).catch((err: unknown) => {
+    clients.publisher.disconnect();
+    clients.subscriber.disconnect();
+    throw err;
+  });
   const broker = new RedisBroker(clients, {
     nodeId: config.nodeId,
     prefix,

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '@herald/shared';
+import { isRedisAuthRefusal, type Logger } from '@herald/shared';
 import { BrokerUnavailableError } from './errors/broker-unavailable-error.js';
 
 type Arg = string | Buffer | number;
@@ -43,6 +43,8 @@ export interface RedisClientOptions {
   reconnectMaxMs?: number;
   /** Connection name shown by `CLIENT LIST` (suffixed `:pub` / `:sub`). @default "herald" */
   name?: string;
+  /** TLS options for a `rediss://` URL (a private CA from `HERALD_REDIS_CA`); `rediss://` alone uses the system's CAs. @default undefined */
+  tls?: RedisOptions['tls'];
 }
 
 /**
@@ -64,6 +66,7 @@ export function redisClientOptions(options: RedisClientOptions = {}): RedisOptio
     connectTimeout: 5000,
     keepAlive: 10_000,
     connectionName: options.name ?? 'herald',
+    ...(options.tls ? { tls: options.tls } : {}),
     // Full jitter: many workers losing Redis together do not reconnect in lockstep.
     retryStrategy: (times) => Math.round(Math.random() * Math.min(max, 50 * 2 ** Math.min(times, 10))) + 10,
   };
@@ -100,8 +103,9 @@ export function watchClient(client: EventEmitter & { status: string }, role: str
   let last = client.status;
   let lastError = '';
   client.on('error', (err: Error) => {
-    // The same error repeats on every reconnect attempt; log it once until it changes.
-    if (err.message !== lastError) log?.warn({ err: err.message, redis: role }, `redis ${role} error`);
+    // The same error repeats on every reconnect attempt; log it once until it changes. Refused
+    // credentials are an error (reconnecting will not fix them); at start-up they end the process.
+    if (err.message !== lastError) log?.[isRedisAuthRefusal(err) ? 'error' : 'warn']({ err: err.message, redis: role }, `redis ${role} error`);
     lastError = err.message;
   });
   for (const event of STATUS_EVENTS) {

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -27,7 +28,7 @@ import { balancerTag, isBalancerId } from '@herald/shared';
 import { BalancerConnections } from './balancer-connections.js';
 import type { AdminCommand } from './broker.js';
 import { sendJson } from './http-util.js';
-import { IpConnectionLimit, clientAddress, createLogger, redactUrl, rejectUpgrade, sendError, TrustedProxies, type Logger } from '@herald/shared';
+import { IpConnectionLimit, clientAddress, createLogger, redactUrl, rejectUpgrade, sendError, TrustedProxies, type Logger, type TlsCredentials } from '@herald/shared';
 
 /** Options of a {@link HeraldWorker}; every field has a default. */
 export interface WorkerOptions {
@@ -69,6 +70,11 @@ export interface WorkerOptions {
   maxFragments?: number;
   /** Largest request/upgrade header block, in bytes; larger gets 431. @default 16384 */
   maxHeaderBytes?: number;
+  /**
+   * Certificate and key ({@link loadTlsCredentials}): the worker serves https and wss itself (a
+   * lone worker without a proxy); reload them with `server.setSecureContext()`. @default undefined (plain HTTP)
+   */
+  tls?: TlsCredentials;
   /** Logger. @default pino at level "info" */
   log?: Logger;
 }
@@ -151,7 +157,15 @@ export class HeraldWorker {
       handleProtocols: selectProtocol,
     });
     this.wss.on('error', (err) => this.log.error({ err }, 'websocket server error'));
-    this.server = createServer({ maxHeaderSize: options.maxHeaderBytes ?? 16_384, requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) });
+    const serverOptions = { maxHeaderSize: options.maxHeaderBytes ?? 16_384, requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) };
+    if (options.tls) {
+      // https.Server is an http.Server on TLS sockets: every route and the upgrade path stay the same.
+      this.server = createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.opts.handshakeTimeoutMs });
+      // A failed handshake (plain HTTP on the TLS port, an untrusted certificate) concerns that client only.
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => this.log.debug({ code: err.code, err: err.message }, 'TLS handshake failed'));
+    } else {
+      this.server = createServer(serverOptions);
+    }
     this.server.on('request', (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
@@ -220,6 +234,17 @@ export class HeraldWorker {
   /** Open WebSocket connections per balancer id they came through (untagged ones are not counted). */
   connectionsByBalancer(): Record<string, number> {
     return this.viaBalancer.counts();
+  }
+
+  /**
+   * Replaces the certificate and key of a worker started with `tls`: new handshakes get them,
+   * open connections keep theirs (SIGHUP in the bin, see reloadTlsOnSighup).
+   *
+   * @throws Error when the worker serves plain HTTP
+   */
+  setSecureContext(credentials: TlsCredentials): void {
+    if (!this.opts.tls) throw new Error('this worker serves plain HTTP (no tls option)');
+    (this.server as unknown as HttpsServer).setSecureContext(credentials);
   }
 
   /** The bound port (after {@link listen}). */

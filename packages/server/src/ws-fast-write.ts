@@ -1,7 +1,6 @@
 /**
  * The fast write path of `/ws`: a broadcast is framed once, with ws's own `Sender.frame()`, and
- * the same bytes are handed to every subscriber's ws sender; frames written to a socket during
- * one event-loop iteration leave in one writev.
+ * the same bytes are handed to every subscriber's ws sender, coalesced by `write-coalescer.ts`.
  *
  * The one private field of ws used anywhere in Herald is here: `WebSocket#_sender`, whose
  * `sendFrame(list)` writes an already framed message (what engine.io does for socket.io's
@@ -12,6 +11,7 @@
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
+import { coalesceBroadcast } from './write-coalescer.js';
 
 /** ws's `Sender.frame` (public: `import { Sender } from 'ws'`, untyped by @types/ws). */
 type FrameFn = (data: Buffer | Uint8Array, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => Array<Buffer | Uint8Array>;
@@ -52,62 +52,14 @@ export function supportsFastWrite(ws: WebSocket): boolean {
 }
 
 /**
- * Writes a frame built by {@link frameOnce} through ws's sender, coalesced with the other
- * writes of this iteration. Only for a socket {@link supportsFastWrite} accepted; returns false,
+ * Writes a frame built by {@link frameOnce} through ws's sender, coalesced with the socket's
+ * other writes (`write-coalescer.ts`: this iteration, or a short batch window under load).
+ * Only for a socket {@link supportsFastWrite} accepted; returns false,
  * writing nothing, when the socket is not open.
  */
 export function writeFramed(ws: WebSocket, socket: Socket, wire: WireFrame): boolean {
   if (ws.readyState !== WebSocket.OPEN) return false;
-  corkUntilImmediate(socket);
+  coalesceBroadcast(socket);
   (ws as unknown as Required<WithSender>)._sender!.sendFrame!(wire);
   return true;
-}
-
-/**
- * Lets the frames `ws.send` writes to `socket` during this event-loop iteration leave together
- * (see {@link corkUntilImmediate}); call it before `ws.send`.
- */
-export function coalesceWrites(socket: Socket): void {
-  corkUntilImmediate(socket);
-}
-
-/**
- * Bytes a corked socket may hold before {@link corkUntilImmediate} flushes it early. Small
- * next to the send-buffer limit (1 MiB by default), so coalescing barely moves the point
- * where a slow consumer is closed with 4008.
- */
-const COALESCE_MAX_BYTES = 16 * 1024;
-
-/** Sockets corked by {@link corkUntilImmediate}, uncorked together in the next check phase. */
-let corked: Socket[] = [];
-
-/**
- * Corks `socket` until the end of this event-loop iteration (setImmediate), so every frame
- * written to it meanwhile — several broadcasts decoded from one Redis read, several publishes
- * read in one poll phase — leaves in one writev instead of one syscall each. Under light load
- * a socket gets one frame per iteration and this costs a cork/uncork pair; under heavy load it
- * is what keeps the syscall count per delivery below one. Frames of ws.send in between go into
- * the same corked buffer, so order is kept.
- */
-function corkUntilImmediate(socket: Socket): void {
-  if (socket.writableCorked > 0) {
-    // Enough is waiting: let it go now instead of growing the user-space buffer (and the
-    // bufferedAmount the slow-consumer check reads) with a large burst.
-    if (socket.writableLength >= COALESCE_MAX_BYTES) {
-      socket.uncork();
-      socket.cork();
-    }
-    return;
-  }
-  // A socket with bytes already waiting for the kernel is a slow reader: coalescing would not
-  // save a syscall there, and it must not make its bufferedAmount look larger than it is.
-  if (socket.writableLength > 0) return;
-  socket.cork();
-  if (corked.push(socket) === 1) setImmediate(uncorkAll);
-}
-
-function uncorkAll(): void {
-  const sockets = corked;
-  corked = [];
-  for (const s of sockets) s.uncork();
 }

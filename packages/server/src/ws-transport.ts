@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import type { Transport, TransportEvents } from './transport.js';
 import { closeWithGrace } from './close.js';
-import { coalesceWrites, supportsFastWrite, writeFramed, type WireFrame } from './ws-fast-write.js';
+import { supportsFastWrite, writeFramed, type WireFrame } from './ws-fast-write.js';
+import { coalesceWrites } from './write-coalescer.js';
 
 /**
  * {@link Transport} of `/ws`: a ws socket. Frames written during one event-loop iteration leave

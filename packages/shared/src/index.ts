@@ -10,3 +10,6 @@ export * from './env.js';
 export * from './listen-failure.js';
 export * from './balancer-tag.js';
 export * from './command-envelope.js';
+export * from './tls-config.js';
+export * from './redis-auth.js';
+export * from './errors/redis-auth-error.js';

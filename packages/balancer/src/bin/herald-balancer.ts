@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, createLogger, listenFailure } from '@herald/shared';
+import { ConfigError, RedisAuthError, createLogger, listenFailure, loadTlsCredentials, reloadTlsOnSighup } from '@herald/shared';
 import { Balancer } from '../balancer.js';
 import { loadRelay } from '../data-plane.js';
 
@@ -16,9 +16,11 @@ try {
 const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
 let balancer: Balancer;
 try {
+  // A bad certificate or key is reported before anything else is logged (the constructor reads them again).
+  if (config.tls) loadTlsCredentials(config.tls);
   balancer = new Balancer(config, logger, await loadRelay(config, logger));
 } catch (error) {
-  // HERALD_RELAY=native without the native relay built.
+  // HERALD_RELAY=native without the native relay built; an unreadable or mismatched certificate and key.
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`herald-balancer: ${error.message}\n`);
   process.exit(1);
@@ -31,6 +33,9 @@ process.on('uncaughtException', (error) => {
   process.exit(1);
 });
 process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+
+// certbot's deploy hook (or `kill -HUP`) swaps the certificate without dropping a tunnel.
+if (config.tls) reloadTlsOnSighup(balancer, config.tls, logger);
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -54,14 +59,15 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 try {
   const { port } = await balancer.start();
   const status = balancer.status();
-  logger.info({ port, id: status.id, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy }, 'listening');
+  logger.info({ port, id: status.id, sticky: status.sticky, discovery: status.discovery, workers: status.workers.length, healthy: status.healthy, tls: status.tls.enabled }, 'listening');
   // pm2 `wait_ready` and child_process.fork parents wait for this.
   process.send?.('ready');
 } catch (error) {
   // After a signal during start-up the shutdown handler owns the exit.
   if (!stopping) {
     // A taken port is a one-line fix for the operator, not a log record.
-    const line = listenFailure(error);
+    // A wrong Redis password: one line (password redacted), not a restart loop.
+    const line = error instanceof RedisAuthError ? error.message : listenFailure(error);
     if (line) process.stderr.write(`herald-balancer: ${line}\n`);
     else logger.fatal({ err: (error as Error).message }, 'cannot start');
     process.exit(1);

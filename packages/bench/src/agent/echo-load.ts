@@ -49,6 +49,9 @@ export async function runEcho(task: EchoTask): Promise<EchoResult> {
           else if (outstanding === 0) onDrained?.();
         },
         () => errors++,
+        15_000,
+        undefined,
+        task.ca,
       );
       return { ws: state.ws, start: () => { for (let k = 0; k < task.inflight; k++) send(); } };
     }),

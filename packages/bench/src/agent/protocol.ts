@@ -21,6 +21,8 @@ export interface EchoTask {
   binary: boolean;
   warmupMs: number;
   durationMs: number;
+  /** PEM certificate trusted for `wss://` URLs (`proxy --tls`). @default undefined */
+  ca?: string;
 }
 
 /** Opens (and holds) subscribed connections. */

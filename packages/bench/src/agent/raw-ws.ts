@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 
 /** Called with each complete data frame: opcode (1 text, 2 binary) and its payload `buf[start, end)`. */
@@ -28,11 +29,15 @@ export class RawWs {
    *
    * @param localAddress - source address to bind (e.g. `127.0.0.7`): each source address has its
    *   own ephemeral port range, so several of them hold more connections than one could
+   * @param ca - PEM certificate trusted for a `wss://` URL (which then speaks TLS). @default undefined (the system's CAs)
    */
-  static connect(url: string, onFrame: FrameHandler, onClose: () => void, timeoutMs = 15_000, localAddress?: string): Promise<RawWs> {
+  static connect(url: string, onFrame: FrameHandler, onClose: () => void, timeoutMs = 15_000, localAddress?: string, ca?: string): Promise<RawWs> {
     const u = new URL(url);
     return new Promise((resolve, reject) => {
-      const socket = connect({ port: Number(u.port || 80), host: u.hostname, ...(localAddress ? { localAddress } : {}) });
+      const where = { host: u.hostname, ...(localAddress ? { localAddress } : {}) };
+      // Writes before the TLS handshake completes are queued by the TLSSocket.
+      const socket: Socket =
+        u.protocol === 'wss:' ? tlsConnect({ ...where, port: Number(u.port || 443), ca }) : connect({ ...where, port: Number(u.port || 80) });
       socket.setNoDelay(true);
       const timer = setTimeout(() => fail(new Error(`${url}: handshake timed out`)), timeoutMs);
       let head: Buffer = Buffer.alloc(0);

@@ -7,7 +7,8 @@ import type { Row } from '../result.js';
 
 /**
  * Runs the closed-loop echo load against `urlOf(i)` (the URL of connection i), spread over
- * the agents, and returns a table row. `roles` name the processes whose CPU is reported.
+ * the agents, and returns a table row. `roles` name the processes whose CPU is reported; `ca`
+ * is the certificate the agents trust for `wss://` URLs.
  */
 export async function runEchoLoad(
   ctx: Context,
@@ -16,6 +17,7 @@ export async function runEchoLoad(
   target: string,
   urlOf: (i: number) => string,
   roles: Record<string, () => number[]>,
+  ca?: string,
 ): Promise<Row> {
   const { opts } = ctx;
   const shares = split(opts.conns, pool.count);
@@ -29,7 +31,7 @@ export async function runEchoLoad(
   const m = await measured({ ...roles, loadgen: () => pool.pids() }, () =>
     pool.all<EchoResult>((i) =>
       shares[i]! > 0
-        ? { cmd: 'echo', urls: urls[i]!, conns: shares[i]!, inflight: opts.inflight, size: opts.size, binary: opts.binary, warmupMs: opts.warmupMs, durationMs: opts.durationMs }
+        ? { cmd: 'echo', urls: urls[i]!, conns: shares[i]!, inflight: opts.inflight, size: opts.size, binary: opts.binary, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ...(ca ? { ca } : {}) }
         : undefined,
     ),
   );

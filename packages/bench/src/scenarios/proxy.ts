@@ -4,7 +4,8 @@ import { quickSkips, selected } from '../options.js';
 import { ratio, type Row } from '../result.js';
 import type { Deployment } from '../servers/deployment.js';
 import { startBalancer, startHerald, startHttpProxy, startNginx } from '../servers/launch.js';
-import { startOrSkip } from '../skip-error.js';
+import { SkipError, startOrSkip } from '../skip-error.js';
+import { makeBenchCert, type BenchCert } from '../servers/bench-cert.js';
 import { runEchoLoad } from './echo-run.js';
 
 /** Target of issue 7: echo through herald-balancer ≥ 0.9× the same through nginx. */
@@ -20,6 +21,7 @@ const EXPLANATORY = ['http-proxy (bare)', 'herald-balancer (js)'];
  * proxies spread connections over the workers by their sticky hash.
  */
 export async function proxyScenario(ctx: Context): Promise<Row[]> {
+  if (ctx.opts.tls) return proxyTlsScenario(ctx);
   const { opts } = ctx;
   const workers = await startHerald(opts.proxyWorkers);
   const pool = new AgentPool(opts.agents);
@@ -61,5 +63,61 @@ export async function proxyScenario(ctx: Context): Promise<Row[]> {
   if (jsRelay && nginx) jsRelay.ratio = ratio(jsRelay.value, nginx.value, 'nginx');
   if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
   if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx', PROXY_GOAL);
+  return rows;
+}
+
+/** Rows of `proxy --tls`: TLS ends at the proxy, which talks plain HTTP to the workers. */
+const TLS_TARGETS = ['nginx (tls)', 'herald-balancer (tls)'];
+
+/**
+ * `proxy --tls`: the same echo load over `wss://` through nginx and through herald-balancer,
+ * both ending TLS with one throw-away EC P-256 certificate and talking plain HTTP to the same
+ * workers; plus `direct` (plain ws to the workers) as the floor. The balancer's TLS tunnels run
+ * on its JS data plane (the native relay cannot carry TLS), so this row shows the price of TLS in
+ * Node next to nginx's OpenSSL in C. No goal is set for it: it is for the deploy docs' choice of
+ * where to end TLS (docs/deploy.md "TLS").
+ */
+async function proxyTlsScenario(ctx: Context): Promise<Row[]> {
+  const { opts } = ctx;
+  let cert: BenchCert;
+  const rows: Row[] = [];
+  try {
+    cert = makeBenchCert();
+  } catch (err) {
+    if (!(err instanceof SkipError)) throw err;
+    for (const name of TLS_TARGETS) await startOrSkip(ctx, 'proxy', name, rows, () => Promise.reject(err));
+    return rows;
+  }
+  const workers = await startHerald(opts.proxyWorkers);
+  const pool = new AgentPool(opts.agents);
+  try {
+    if (selected(opts, 'direct')) rows.push(
+      await runEchoLoad(ctx, pool, 'proxy', 'direct', (i) => `${workers.wsBases[i % workers.ports.length]}/echo?sid=${i}`, { server: () => workers.pids() }),
+    );
+    const proxies: Array<[string, () => Promise<Deployment>]> = [
+      ['nginx (tls)', () => startNginx(workers, cert)],
+      ['herald-balancer (tls)', () => startBalancer(workers, 'js', cert)],
+    ];
+    for (const [name, start] of proxies) {
+      if (!selected(opts, name)) continue;
+      const proxy = await startOrSkip(ctx, 'proxy', name, rows, start);
+      if (!proxy) continue;
+      try {
+        const base = proxy.wsBases[0]!;
+        rows.push(await runEchoLoad(ctx, pool, 'proxy', name, (i) => `${base}/echo?sid=${i}`, { server: () => workers.pids(), proxy: () => proxy.pids() }, cert.ca));
+      } finally {
+        await proxy.stop();
+      }
+    }
+  } finally {
+    await pool.close();
+    await workers.stop();
+    cert.remove();
+  }
+  const direct = rows.find((r) => r.target === 'direct');
+  const nginx = rows.find((r) => r.target === 'nginx (tls)' && !r.skipped);
+  const balancer = rows.find((r) => r.target === 'herald-balancer (tls)' && !r.skipped);
+  if (nginx && direct) nginx.ratio = ratio(nginx.value, direct.value, 'direct');
+  if (balancer && nginx) balancer.ratio = ratio(balancer.value, nginx.value, 'nginx (tls)');
   return rows;
 }

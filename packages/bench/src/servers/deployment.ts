@@ -7,16 +7,18 @@ export class Deployment {
     readonly name: string,
     readonly procs: ServerProcess[],
     readonly ports: number[],
+    /** Whether clients reach it over TLS (`wss://`, `https://`). @default false */
+    readonly tls = false,
   ) {}
 
-  /** `ws://127.0.0.1:<port>` of each process. */
+  /** `ws://127.0.0.1:<port>` (`wss://` with TLS) of each process. */
   get wsBases(): string[] {
-    return this.ports.map((p) => `ws://127.0.0.1:${p}`);
+    return this.ports.map((p) => `ws${this.tls ? 's' : ''}://127.0.0.1:${p}`);
   }
 
-  /** `http://127.0.0.1:<port>` of each process. */
+  /** `http://127.0.0.1:<port>` (`https://` with TLS) of each process. */
   get httpBases(): string[] {
-    return this.ports.map((p) => `http://127.0.0.1:${p}`);
+    return this.ports.map((p) => `http${this.tls ? 's' : ''}://127.0.0.1:${p}`);
   }
 
   /** Every process id whose CPU counts for this deployment. */

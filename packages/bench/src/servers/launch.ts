@@ -8,6 +8,7 @@ import { ServerProcess } from './server-process.js';
 import { Deployment } from './deployment.js';
 import { freePort } from '../ports.js';
 import { SkipError } from '../skip-error.js';
+import type { BenchCert } from './bench-cert.js';
 
 const WS_BASELINE = fileURLToPath(new URL('../baselines/ws-server.js', import.meta.url));
 const SOCKETIO_BASELINE = fileURLToPath(new URL('../baselines/socketio-server.js', import.meta.url));
@@ -118,8 +119,10 @@ export async function startRedis(): Promise<{ url: string; proc: ServerProcess }
  *
  * @param relay - its data plane for open tunnels (`HERALD_RELAY`): the native relay thread (the
  *   default, required here so a missing build is a skip, not a silent fallback) or Node's pipes
+ *   (always with `tls`: the relay cannot carry TLS)
+ * @param tls - serve wss with this certificate (`HERALD_TLS_CERT`/`KEY`), plain HTTP to the workers. @default undefined
  */
-export async function startBalancer(workers: Deployment, relay: 'native' | 'js' = 'native'): Promise<Deployment> {
+export async function startBalancer(workers: Deployment, relay: 'native' | 'js' = 'native', tls?: BenchCert): Promise<Deployment> {
   const bin = packageBin('@herald/balancer', 'herald-balancer');
   if (!bin) throw new SkipError('@herald/balancer is not on this branch or not built (npm run build)');
   const proc = ServerProcess.node('herald-balancer', bin, {
@@ -127,12 +130,13 @@ export async function startBalancer(workers: Deployment, relay: 'native' | 'js' 
     HOST: '127.0.0.1',
     HERALD_WORKERS: workers.ports.map((p) => `127.0.0.1:${p}`).join(','),
     HERALD_MAX_CONNECTIONS_PER_IP: '0',
-    HERALD_RELAY: relay,
+    HERALD_RELAY: tls ? 'js' : relay,
+    ...(tls ? { HERALD_TLS_CERT: tls.certFile, HERALD_TLS_KEY: tls.keyFile } : {}),
     LOG_LEVEL: 'info',
   });
   try {
     const port = portOf(await proc.waitForLine(listening));
-    return new Deployment('herald-balancer', [proc], [port]);
+    return new Deployment('herald-balancer', [proc], [port], tls !== undefined);
   } catch (err) {
     await proc.stop('SIGKILL');
     if (String(err).includes('native relay is not available')) throw new SkipError('the native relay is not built (npm run build needs python3, make and a C compiler)');
@@ -161,8 +165,10 @@ const NGINX = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
  * Starts nginx with a prefix of its own and a generated config equivalent to the shipped one
  * (upgrade headers, `hash $arg_sid consistent`, timeouts above the heartbeat), one worker
  * process so it is compared with the one-process balancer.
+ *
+ * @param tls - terminate TLS with this certificate (the shipped config's protocols), plain HTTP to the workers. @default undefined
  */
-export async function startNginx(workers: Deployment): Promise<Deployment> {
+export async function startNginx(workers: Deployment, tls?: BenchCert): Promise<Deployment> {
   const prefix = mkdtempSync(join(tmpdir(), 'herald-bench-nginx-'));
   mkdirSync(join(prefix, 'tmp'));
   const port = await freePort();
@@ -186,8 +192,8 @@ http {
 ${workers.ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5s;`).join('\n')}
   }
   server {
-    listen 127.0.0.1:${port};
-    location / {
+    listen 127.0.0.1:${port}${tls ? ' ssl' : ''};
+${tls ? `    ssl_certificate ${tls.certFile};\n    ssl_certificate_key ${tls.keyFile};\n    ssl_protocols TLSv1.2 TLSv1.3;\n` : ''}    location / {
       proxy_pass http://herald;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
@@ -210,7 +216,7 @@ ${workers.ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5
     await proc.stop('SIGKILL');
     throw err;
   }
-  return new Deployment('nginx', [proc], [port]);
+  return new Deployment('nginx', [proc], [port], tls !== undefined);
 }
 
 /** Polls until something accepts TCP connections on `port` (nginx prints nothing when ready). */

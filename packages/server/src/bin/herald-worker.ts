@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { loadConfig } from '../config.js';
-import { ConfigError, createLogger, listenFailure } from '@herald/shared';
+import { ConfigError, RedisAuthError, createLogger, listenFailure, loadTlsCredentials, reloadTlsOnSighup } from '@herald/shared';
 import { createBackends } from '../backends.js';
 import { HeraldWorker } from '../worker.js';
 import { createAuthenticator } from '../auth-config.js';
+import { configureWriteBatching } from '../write-coalescer.js';
 
 async function main(): Promise<void> {
   let config;
@@ -20,8 +21,10 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   let authenticator;
+  let tls;
   try {
     authenticator = createAuthenticator(config);
+    tls = config.tls && loadTlsCredentials(config.tls);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`herald-worker: ${err.message}\n`);
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  configureWriteBatching(config.writeBatch);
   const backends = await createBackends(config, log);
   const worker = new HeraldWorker({
     nodeId: config.nodeId,
@@ -48,9 +52,13 @@ async function main(): Promise<void> {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxConnections: config.maxConnections,
     perMessageDeflate: config.perMessageDeflate,
+    tls,
     limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate, maxJsonDepth: config.maxJsonDepth, maxFramesInFlight: config.maxFramesInFlight },
     log,
   });
+
+  // certbot's deploy hook (or `kill -HUP`) swaps the certificate; open connections keep theirs.
+  if (config.tls) reloadTlsOnSighup(worker, config.tls, log);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -76,12 +84,17 @@ async function main(): Promise<void> {
 
   const port = await worker.listen(config.port, config.host);
   await backends.started(port);
-  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : config.redisCluster ? 'redis-cluster' : 'memory' }, 'listening');
+  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : config.redisCluster ? 'redis-cluster' : 'memory', tls: config.tls !== undefined }, 'listening');
   // pm2's wait_ready (and any parent with an IPC channel) waits for this.
   process.send?.('ready');
 }
 
 main().catch((err) => {
+  // A wrong Redis password: one line (password redacted), and no restart loop hides it.
+  if (err instanceof RedisAuthError) {
+    process.stderr.write(`herald-worker: ${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`herald-worker: ${listenFailure(err) ?? `failed to start: ${(err as Error).stack ?? err}`}\n`);
   process.exit(1);
 });
