@@ -106,6 +106,23 @@ describe('Redis broker (redis-server)', function () {
     expect(a.rec.availability.at(-1)).to.equal(true);
   });
 
+  it('says lost and goes on when the stream went back under the same epoch (a failover lost the last appends)', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    await a.broker.subscribe('room:back');
+    for (let i = 1; i <= 3; i++) await b.broker.publish({ kind: 'message', channel: 'room:back', data: i, from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:back')).to.have.length(3));
+    const epoch = (a.rec.messages('room:back')[0] as { epoch: string }).epoch;
+    // What a replica promoted before it got appends 2 and 3 holds.
+    await raw.hset(`${prefix}h:room:back`, 'o', 1);
+    await raw.ltrim(`${prefix}hl:room:back`, 0, 0);
+    expect(await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).to.equal(2);
+    await eventually(() => expect(a.rec.lost).to.deep.equal([{ channel: 'room:back', position: { offset: 1, epoch } }]));
+    // Offsets 2 and 3 are given again, to new messages: they are delivered, not dropped as duplicates.
+    for (const d of ['x', 'y']) await b.broker.publish({ kind: 'message', channel: 'room:back', data: d, from: null }, HISTORY);
+    await eventually(() => expect(a.rec.messages('room:back').map((e) => (e.kind === 'message' ? [e.offset, e.data] : []))).to.deep.equal([[1, 1], [2, 2], [3, 3], [2, 'x'], [3, 'y']]));
+  });
+
   /** `m` messages' values and positions as recorded by `rec` on `channel`. */
   const seen = (rec: BrokerRecorder, channel: string) =>
     rec.messages(channel).map((e) => (e.kind === 'message' ? { data: e.data, offset: e.offset, epoch: e.epoch } : undefined));

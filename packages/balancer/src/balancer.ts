@@ -90,14 +90,12 @@ export class Balancer {
     );
     this.limiter = new IpConnectionLimit(config.maxConnectionsPerIp);
     if (config.workers.length > 0) this.discoveries.push(new StaticDiscovery(config.workers));
-    if (config.redisUrl !== undefined) {
+    const cluster = config.redisCluster ? { seeds: config.redisCluster, partitions: config.redisPartitions } : undefined;
+    if (config.redisUrl !== undefined || cluster) {
       this.discoveries.push(
-        new RedisDiscovery({ url: config.redisUrl, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs, tls: config.redisTls.tls }, logger),
+        new RedisDiscovery({ url: config.redisUrl, cluster, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs, tls: config.redisTls.tls }, logger),
       );
-    }
-
-    if (config.redisUrl !== undefined) {
-      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, prefix: config.redisPrefix, balancerId: config.balancerId, tls: config.redisTls.tls }, logger);
+      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, cluster, prefix: config.redisPrefix, balancerId: config.balancerId, tls: config.redisTls.tls }, logger);
     }
 
     this.proxy = httpProxy.createProxyServer({ xfwd: false });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, SharedEnv, TlsEnv, TrustedProxies, envInt, parseEnv, redisTlsOptions, tlsFiles, type TlsFiles } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, TrustedProxies, envInt, parseEnv, redisTarget, redisTlsOptions, tlsFiles, type RedisClusterSeed, type RedisTarget, type TlsFiles } from '@herald/shared';
 import { parseSticky, type StickySource } from './sticky-key.js';
 import { parseWorkerAddress } from './worker-address.js';
 import { isBalancerId } from '@herald/shared';
@@ -16,6 +16,10 @@ export interface BalancerConfig {
   readonly workers: readonly string[];
   /** Redis to discover workers from (`REDIS_URL`); unset = static list only. @default undefined */
   readonly redisUrl: string | undefined;
+  /** Redis Cluster seeds to discover workers from (`HERALD_REDIS_CLUSTER`), exclusive with `redisUrl`. @default undefined */
+  readonly redisCluster: RedisClusterSeed[] | undefined;
+  /** Hash-tag partitions of the cluster's names (`HERALD_REDIS_PARTITIONS`, as the workers'). @default 128 */
+  readonly redisPartitions: number;
   /** Key prefix of the membership records (`HERALD_REDIS_PREFIX`). @default 'herald:' */
   readonly redisPrefix: string;
   /** How often the membership records are read (`HERALD_DISCOVERY_INTERVAL_MS`). @default 1000 */
@@ -90,6 +94,8 @@ const schema = z
     HOST: SharedEnv.HOST,
     HERALD_WORKERS: z.string().default(''),
     REDIS_URL: SharedEnv.REDIS_URL,
+    HERALD_REDIS_CLUSTER: SharedEnv.HERALD_REDIS_CLUSTER,
+    HERALD_REDIS_PARTITIONS: SharedEnv.HERALD_REDIS_PARTITIONS,
     HERALD_REDIS_PREFIX: SharedEnv.HERALD_REDIS_PREFIX,
     HERALD_DISCOVERY_INTERVAL_MS: int(50, 3_600_000, 1000),
     HERALD_STICKY: z.string().default('query:sid'),
@@ -128,8 +134,14 @@ const schema = z
         return fail('HERALD_WORKERS', (error as Error).message);
       }
     }
-    if (workers.length === 0 && env.REDIS_URL === undefined) {
-      return fail('HERALD_WORKERS', 'set HERALD_WORKERS (host:port,…) or REDIS_URL (worker discovery)');
+    let redis: RedisTarget;
+    try {
+      redis = redisTarget(env);
+    } catch (error) {
+      return fail('REDIS_URL', (error as Error).message);
+    }
+    if (workers.length === 0 && redis.kind === 'none') {
+      return fail('HERALD_WORKERS', 'set HERALD_WORKERS (host:port,…) or REDIS_URL / HERALD_REDIS_CLUSTER (worker discovery)');
     }
     let sticky: StickySource;
     try {
@@ -158,7 +170,9 @@ const schema = z
       port: env.PORT,
       host: env.HOST,
       workers: [...new Set(workers)],
-      redisUrl: env.REDIS_URL,
+      redisUrl: redis.kind === 'single' ? redis.url : undefined,
+      redisCluster: redis.kind === 'cluster' ? redis.seeds : undefined,
+      redisPartitions: env.HERALD_REDIS_PARTITIONS,
       redisPrefix: env.HERALD_REDIS_PREFIX,
       discoveryIntervalMs: env.HERALD_DISCOVERY_INTERVAL_MS,
       sticky,

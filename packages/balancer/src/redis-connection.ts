@@ -1,5 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '@herald/shared';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { RedisKeys, type Logger, type RedisClusterSeed } from '@herald/shared';
 
 /**
  * A Redis connection of the balancer (discovery polls, the drain request at shutdown): commands
@@ -18,17 +18,50 @@ export function balancerRedis(url: string, role: string, logger: Logger, tls?: R
     lazyConnect: true,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   });
+  logConnectionErrors(redis, 'error', `redis ${role} connection error`, logger);
+  return redis;
+}
+
+/**
+ * Logs `event` errors of a connection at warn when they differ from the previous one and at
+ * debug when they repeat (see {@link balancerRedis}); `ready` starts over.
+ */
+function logConnectionErrors(connection: Redis | Cluster, event: 'error' | 'node error', msg: string, logger: Logger): void {
   let last: string | undefined;
-  redis.on('error', (error: Error) => {
+  connection.on(event, (error: Error) => {
     const repeat = error.message === last;
     last = error.message;
-    if (repeat) return logger.debug({ err: error.message }, `redis ${role} connection error`);
+    if (repeat) return logger.debug({ err: error.message }, msg);
     const hint = CERTIFICATE_ERROR.test(error.message) ? { hint: 'set HERALD_REDIS_CA to the PEM of the CA that signed the Redis certificate' } : {};
-    logger.warn({ err: error.message, ...hint }, `redis ${role} connection error`);
+    logger.warn({ err: error.message, ...hint }, msg);
   });
-  redis.on('ready', () => (last = undefined));
-  return redis;
+  connection.on('ready', () => (last = undefined));
 }
 
 /** Node's TLS verification failures (self-signed chain, unknown issuer, wrong host name, expired). */
 const CERTIFICATE_ERROR = /certificate|self[- ]signed|unable to verify|altnames|CERT_/i;
+
+/** Where the balancer's Redis is: a URL (one Redis) or a Redis Cluster's seeds and partitions. */
+export type BalancerRedisTarget = { url: string; tls?: RedisOptions['tls'] } | { cluster: RedisClusterSeed[]; partitions: number };
+
+/** The key names of `target` (hash-tagged on a cluster, as the workers write them). */
+export function balancerKeys(target: BalancerRedisTarget, prefix: string): RedisKeys {
+  return new RedisKeys(prefix, 'cluster' in target ? target.partitions : undefined);
+}
+
+/**
+ * {@link balancerRedis} for either target: on a Redis Cluster an ioredis `Cluster` from the seeds
+ * with the same rules (no offline queue, connect on demand, capped backoff, errors logged alike).
+ */
+export function balancerRedisFor(target: BalancerRedisTarget, role: string, logger: Logger): Redis | Cluster {
+  if ('url' in target) return balancerRedis(target.url, role, logger, target.tls);
+  const cluster = new Cluster(target.cluster, {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    redisOptions: { maxRetriesPerRequest: 1 },
+    clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  logConnectionErrors(cluster, 'error', `redis ${role} connection error`, logger);
+  logConnectionErrors(cluster, 'node error', `redis ${role} node error`, logger);
+  return cluster;
+}

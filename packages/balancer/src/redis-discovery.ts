@@ -1,14 +1,16 @@
-import { checkRedisCredentials, listLiveNodes } from '@herald/shared';
-import type { Redis } from 'ioredis';
-import { balancerRedis } from './redis-connection.js';
+import { checkRedisCredentials, listLiveNodes, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import type { Cluster, Redis } from 'ioredis';
+import { balancerKeys, balancerRedisFor } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
 import { parseWorkerAddress } from './worker-address.js';
 
 /** Options of {@link RedisDiscovery}. */
 export interface RedisDiscoveryOptions {
-  /** `redis://…` URL. */
-  readonly url: string;
+  /** `redis://…` URL (one Redis); or give `cluster`. */
+  readonly url?: string;
+  /** A Redis Cluster's seeds and `HERALD_REDIS_PARTITIONS` (the records are under the `{nodes}` tag). */
+  readonly cluster?: { seeds: RedisClusterSeed[]; partitions: number };
   /** Key prefix of the membership records. @default 'herald:' */
   readonly prefix: string;
   /** Poll interval. @default 1000 */
@@ -24,7 +26,8 @@ export interface RedisDiscoveryOptions {
  */
 export class RedisDiscovery implements Discovery {
   readonly name = 'redis' as const;
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  private readonly keys: RedisKeys;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failing = false;
@@ -33,15 +36,23 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = balancerRedis(options.url, 'discovery', logger, options.tls);
+    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
+    this.redis = balancerRedisFor(target, 'discovery', logger);
+    this.keys = balancerKeys(target, options.prefix);
+  }
+
+  /** The Redis named in messages: the URL, or the first seed of the cluster. */
+  private get where(): string {
+    const seed = this.options.cluster?.seeds[0];
+    return this.options.url ?? `redis://${seed?.host}:${seed?.port}`;
   }
 
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
     this.stopped = false;
     // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
     // Settled into a value at once: it may reject before connect() does.
-    const probe = () => this.redis.exists(`${this.options.prefix}nodes`);
-    const refused = checkRedisCredentials(this.redis, this.options.url, 5000, probe).then(() => undefined, (error: Error) => error);
+    const probe = () => this.redis.exists(this.keys.nodes);
+    const refused = checkRedisCredentials(this.redis, this.where, 5000, probe).then(() => undefined, (error: Error) => error);
     let connectError: Error | undefined;
     try {
       await this.redis.connect();
@@ -86,7 +97,7 @@ export class RedisDiscovery implements Discovery {
    */
   async read(): Promise<DiscoveredWorker[]> {
     const byAddress = new Map<string, { address: string; nodeId: string; heartbeat: number }>();
-    for (const record of await listLiveNodes(this.redis, this.options.prefix)) {
+    for (const record of await listLiveNodes(this.redis, this.keys)) {
       try {
         parseWorkerAddress(record.address);
       } catch {

@@ -1,12 +1,14 @@
-import { publishCommand } from '@herald/shared';
-import type { Redis } from 'ioredis';
-import { balancerRedis } from './redis-connection.js';
+import { publishCommand, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import type { Cluster, Redis } from 'ioredis';
+import { balancerKeys, balancerRedisFor } from './redis-connection.js';
 import type { Logger } from 'pino';
 
 /** Options of {@link RedisDrainRequest}. */
 export interface RedisDrainRequestOptions {
-  /** `redis://…` URL (the workers' Redis). */
-  readonly url: string;
+  /** `redis://…` URL (the workers' Redis); or give `cluster`. */
+  readonly url?: string;
+  /** The workers' Redis Cluster: seeds and `HERALD_REDIS_PARTITIONS`. */
+  readonly cluster?: { seeds: RedisClusterSeed[]; partitions: number };
   /** The workers' `HERALD_REDIS_PREFIX`. */
   readonly prefix: string;
   /** This balancer's id, as sent in `X-Herald-Balancer`. */
@@ -22,13 +24,16 @@ export interface RedisDrainRequestOptions {
  * then; it is separate from discovery's, which stops polling when the drain begins.
  */
 export class RedisDrainRequest {
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  private readonly keys: RedisKeys;
 
   constructor(
     private readonly options: RedisDrainRequestOptions,
     private readonly logger: Logger,
   ) {
-    this.redis = balancerRedis(options.url, 'drain', logger, options.tls);
+    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
+    this.redis = balancerRedisFor(target, 'drain', logger);
+    this.keys = balancerKeys(target, options.prefix);
   }
 
   /** Connects; a failure is logged, ioredis keeps retrying in the background. */
@@ -47,7 +52,7 @@ export class RedisDrainRequest {
    * @throws when Redis cannot be reached
    */
   request(spreadMs: number): Promise<number> {
-    return publishCommand(this.redis, this.options.prefix, this.options.balancerId, {
+    return publishCommand(this.redis, this.keys, this.options.balancerId, {
       kind: 'drain-balancer',
       balancer: this.options.balancerId,
       spreadMs,

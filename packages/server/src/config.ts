@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NamespaceOptionsSchema, type NamespaceOptions } from './namespaces.js';
-import { ConfigError, SharedEnv, TlsEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTlsOptions, tlsFiles, type TlsFiles } from '@herald/shared';
+import { ConfigError, SharedEnv, TlsEnv, envBool, envInt, envList, formatIssues, parseEnv, redisTarget, redisTlsOptions, tlsFiles, type RedisClusterSeed, type TlsFiles } from '@herald/shared';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js';
 import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
@@ -18,6 +18,8 @@ const EnvSchema = z.object({
   HOST: SharedEnv.HOST,
   NODE_ID: z.string().regex(/^[A-Za-z0-9_.\-]{1,64}$/, 'NODE_ID must be 1-64 characters of [A-Za-z0-9_.-]').optional(),
   REDIS_URL: SharedEnv.REDIS_URL,
+  HERALD_REDIS_CLUSTER: SharedEnv.HERALD_REDIS_CLUSTER,
+  HERALD_REDIS_PARTITIONS: SharedEnv.HERALD_REDIS_PARTITIONS,
   HERALD_REDIS_PREFIX: SharedEnv.HERALD_REDIS_PREFIX,
   HERALD_ADVERTISE: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'HERALD_ADVERTISE must be host:port').optional(),
   HERALD_LEASE_MS: envInt(1000).default(10_000),
@@ -80,8 +82,12 @@ export interface WorkerConfig {
   host: string;
   /** This worker's id in the cluster. @default "<hostname>-<pid>-<random>" */
   nodeId: string;
-  /** Redis URL; unset runs on the embedded in-memory broker. */
+  /** Redis URL; unset (and no cluster) runs on the embedded in-memory broker. */
   redisUrl?: string;
+  /** Seed nodes of a Redis Cluster (`HERALD_REDIS_CLUSTER`), exclusive with `redisUrl`. @default undefined */
+  redisCluster?: RedisClusterSeed[];
+  /** Hash-tag partitions on a Redis Cluster (`HERALD_REDIS_PARTITIONS`). @default 128 */
+  redisPartitions: number;
   /** Prefix of every Redis key and channel. @default "herald:" */
   redisPrefix: string;
   /** `host:port` announced to the cluster; derived from the bound address when unset. */
@@ -158,6 +164,7 @@ export interface WorkerConfig {
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const e = parseEnv(EnvSchema, env);
+  const redis = redisTarget(e);
   let namespaces: WorkerConfig['namespaces'] = {};
   if (e.HERALD_CONFIG) {
     let raw: unknown;
@@ -213,7 +220,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     port: e.PORT,
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.\-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    redisUrl: e.REDIS_URL,
+    redisUrl: redis.kind === 'single' ? redis.url : undefined,
+    redisCluster: redis.kind === 'cluster' ? redis.seeds : undefined,
+    redisPartitions: e.HERALD_REDIS_PARTITIONS,
     redisPrefix: e.HERALD_REDIS_PREFIX,
     advertise: e.HERALD_ADVERTISE,
     leaseMs: e.HERALD_LEASE_MS,

@@ -14,6 +14,11 @@ export interface RedisBrokerOptions {
   nodeId: string;
   /** Prefix of every key and pub/sub channel. @default "herald:" */
   prefix?: string;
+  /**
+   * Hash-tag partitions on a Redis Cluster (`HERALD_REDIS_PARTITIONS`): names are tagged and
+   * pub/sub is sharded (docs/cluster.md). Undefined = one Redis. @default undefined
+   */
+  partitions?: number;
   /** Interval of the liveness probe (PING on both connections), in ms. @default 1000 */
   probeIntervalMs?: number;
   /** A PING without a reply after this long marks Redis unavailable and reconnects, in ms. @default 2000 */
@@ -51,7 +56,8 @@ interface Gap {
  *
  * - One subscriber connection per worker with an exact SUBSCRIBE per channel that has local
  *   subscribers, per user with local connections, plus the node's own channel and the
- *   broadcast channel. Subscriptions are restored by the broker after every reconnect.
+ *   broadcast channel (on a Redis Cluster: SSUBSCRIBE, one connection per master, through
+ *   redis-cluster-client.ts). Subscriptions are restored by the broker after every reconnect.
  * - Messages without history and presence events are delivered on this node at once and
  *   published tagged with the node id; the node drops its own when they come back. So local
  *   delivery goes on while Redis is down, and `publish` then rejects with
@@ -104,12 +110,12 @@ export class RedisBroker implements Broker {
     this.pub = clients.publisher;
     this.sub = clients.subscriber;
     this.nodeId = options.nodeId;
-    this.keys = new RedisKeys(options.prefix);
+    this.keys = new RedisKeys(options.prefix, options.partitions);
     this.log = options.log;
     this.epoch = options.newEpoch ?? newEpoch;
     this.probeInterval = options.probeIntervalMs ?? 1000;
     this.probeTimeout = options.probeTimeoutMs ?? 2000;
-    this.history = new RedisHistory(this.pub, { prefix: options.prefix, emptyStreamTtlMs: options.emptyStreamTtlMs, newEpoch: this.epoch, log: options.log });
+    this.history = new RedisHistory(this.pub, { prefix: options.prefix, partitions: options.partitions, emptyStreamTtlMs: options.emptyStreamTtlMs, newEpoch: this.epoch, log: options.log });
     // Whoever created the clients should log errors; this guarantees no `error` goes unhandled.
     this.pub.on('error', () => undefined);
     this.sub.on('error', () => undefined);
@@ -260,7 +266,15 @@ export class RedisBroker implements Broker {
       recovery = { ...(await this.history.recover(channel, { offset: 0, epoch: recovery.position.epoch })), recovered: false };
     }
     if (this.gaps.get(channel) !== gap) return true; // unsubscribed meanwhile
-    if (!recovery.recovered) {
+    if (recovery.position.epoch === since.epoch && recovery.position.offset < since.offset) {
+      // The stream went back under the same epoch: a replica promoted before it had the last
+      // appends (Redis replication is asynchronous), or a restore from an older snapshot. The
+      // offsets above the stream's end will be given to new messages, which must not be taken
+      // for duplicates: start again from the end, and say that messages were lost.
+      this.log?.warn({ channel, since, position: recovery.position }, 'messages lost: history went back (failover before replication)');
+      this.lastSeen.set(channel, recovery.position);
+      this.emitLost(channel, recovery.position);
+    } else if (!recovery.recovered) {
       const first = recovery.messages[0]?.offset;
       const from = { offset: first === undefined ? recovery.position.offset : first - 1, epoch: recovery.position.epoch };
       this.log?.warn({ channel, since, from }, 'messages lost: history epoch changed or trimmed');
@@ -307,13 +321,23 @@ export class RedisBroker implements Broker {
     await this.sub.subscribe(this.keys.channel(channel)).catch((err: Error) => this.log?.debug({ err: err.message, channel }, 'subscribe failed; restored on reconnect'));
   }
 
+  /**
+   * Whether an UNSUBSCRIBE is worth sending now. One Redis forgets subscriptions with the
+   * connection, so none is needed while it is down. On a cluster ioredis keeps every sharded
+   * subscription and restores it after topology changes: SUNSUBSCRIBE even while interrupted,
+   * or it would come back unwanted.
+   */
+  private get mayUnsubscribe(): boolean {
+    return this.sub.status === 'ready' || this.keys.clustered;
+  }
+
   async unsubscribe(channel: string): Promise<void> {
     this.channels.delete(channel);
     this.lastSeen.delete(channel);
     this.baseline.delete(channel);
     this.gaps.delete(channel);
     this.pendingLost.delete(channel);
-    if (this.closed || this.sub.status !== 'ready') return;
+    if (this.closed || !this.mayUnsubscribe) return;
     await this.sub.unsubscribe(this.keys.channel(channel)).catch(() => undefined);
   }
 
@@ -326,7 +350,7 @@ export class RedisBroker implements Broker {
 
   async unsubscribeUser(user: string): Promise<void> {
     this.users.delete(user);
-    if (this.closed || this.sub.status !== 'ready') return;
+    if (this.closed || !this.mayUnsubscribe) return;
     await this.sub.unsubscribe(this.keys.user(user)).catch(() => undefined);
   }
 
@@ -428,7 +452,7 @@ export class RedisBroker implements Broker {
       const deadline = Date.now() + timeout - Math.min(500, timeout / 4);
       let reply: [number, string];
       try {
-        reply = (await APPEND_AND_PUBLISH.run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch(), deadline))) as [number, string];
+        reply = (await APPEND_AND_PUBLISH.on(this.keys.clustered).run(this.pub, appendArgs(this.keys, event.channel, envelope, history, this.epoch(), deadline))) as [number, string];
       } catch (err) {
         throw toUnavailable(err, 'history publish', this.log);
       }

@@ -81,6 +81,8 @@ return out
 export interface RedisHistoryOptions {
   /** Key prefix. @default "herald:" */
   prefix?: string;
+  /** Hash-tag partitions on a Redis Cluster (docs/cluster.md); undefined = one Redis. @default undefined */
+  partitions?: number;
   /**
    * Lifetime of the epoch of a stream nobody published to yet (created when someone subscribes),
    * in ms; a publish sets the namespace's history TTL. @default 300000
@@ -106,7 +108,7 @@ export class RedisHistory implements History {
 
   constructor(private readonly client: RedisCommandClient, options: RedisHistoryOptions = {}) {
     this.log = options.log;
-    this.keys = new RedisKeys(options.prefix);
+    this.keys = new RedisKeys(options.prefix, options.partitions);
     this.emptyTtl = options.emptyStreamTtlMs ?? 300_000;
     this.epoch = options.newEpoch ?? newEpoch;
   }

@@ -27,6 +27,8 @@ export interface RedisMembershipOptions {
   nodeId: string;
   /** Key prefix. @default "herald:" */
   prefix?: string;
+  /** Hash-tag partitions on a Redis Cluster (the records then share the `{nodes}` tag). @default undefined */
+  partitions?: number;
   /** Lease length in ms; refreshed every lease/3. @default 10000 */
   leaseMs?: number;
   /** Called when a refresh finds the lease gone after it had been held (the node was swept). */
@@ -59,7 +61,7 @@ export class RedisMembership {
   constructor(private readonly client: RedisCommandClient, private readonly options: RedisMembershipOptions) {
     this.nodeId = options.nodeId;
     this.leaseMs = options.leaseMs ?? 10_000;
-    this.keys = new RedisKeys(options.prefix);
+    this.keys = new RedisKeys(options.prefix, options.partitions);
     this.now = options.now ?? Date.now;
     this.started = this.now();
   }

@@ -68,6 +68,31 @@ return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, 
 const UNLOCK = new RedisScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\nreturn 1`, 1);
 
 /**
+ * Lua shared by the sweep scripts: pops up to `batch` entries of node ARGV[1] from the set
+ * `set`, removes each from its channel's hash (when it is still this node's) and publishes its
+ * `leave` envelope on the channel. `scope` is the Lua expression of the names' prefix: the key
+ * prefix on one Redis, prefix + partition tag on a cluster (the names of RedisKeys).
+ */
+function popAndLeave(set: string, batch: string, scope: string): string {
+  return `local entries = redis.call('SPOP', ${set}, tonumber(${batch}))
+local tag = ARGV[1] .. '\\n'
+for _, e in ipairs(entries) do
+  local nl = string.find(e, '\\n', 1, true)
+  local channel = string.sub(e, 1, nl - 1)
+  local conn = string.sub(e, nl + 1)
+  local key = ${scope} .. 'p:' .. channel
+  local v = redis.call('HGET', key, conn)
+  if v and string.sub(v, 1, #tag) == tag then
+    redis.call('HDEL', key, conn)
+    local user = string.sub(v, #tag + 1)
+    redis.call('PUBLISH', ${scope} .. 'ch:' .. channel,
+      '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
+      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
+  end
+end`;
+}
+
+/**
  * Removes up to ARGV[3] presence entries of node ARGV[1] and publishes a `leave` for each,
  * in one atomic step (so two sweepers never announce the same leave). Without force, does
  * nothing for a node whose lease is current again, and drops the node's records once its set
@@ -80,22 +105,7 @@ if not force then
   local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
   if s and tonumber(s) > tonumber(ARGV[2]) then return -1 end
 end
-local entries = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
-local tag = ARGV[1] .. '\\n'
-for _, e in ipairs(entries) do
-  local nl = string.find(e, '\\n', 1, true)
-  local channel = string.sub(e, 1, nl - 1)
-  local conn = string.sub(e, nl + 1)
-  local key = ARGV[4] .. 'p:' .. channel
-  local v = redis.call('HGET', key, conn)
-  if v and string.sub(v, 1, #tag) == tag then
-    redis.call('HDEL', key, conn)
-    local user = string.sub(v, #tag + 1)
-    redis.call('PUBLISH', ARGV[4] .. 'ch:' .. channel,
-      '{"t":"e","n":' .. cjson.encode(ARGV[1]) .. ',"e":{"kind":"leave","channel":' .. cjson.encode(channel) ..
-      ',"user":' .. user .. ',"conn":' .. cjson.encode(conn) .. '}}\\n')
-  end
-end
+${popAndLeave('KEYS[2]', 'ARGV[3]', 'ARGV[4]')}
 if redis.call('SCARD', KEYS[2]) > 0 then return 1 end
 if not force then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -105,12 +115,55 @@ return 0`,
   3,
 );
 
+/**
+ * Redis Cluster: the channel's members, unfiltered (the node leases live in another slot).
+ * KEYS: channel hash. Returns a flat list `conn, <node>\n<user JSON>, …`.
+ */
+const MEMBERS_RAW = new RedisScript(`return redis.call('HGETALL', KEYS[1])`, 1);
+
+/** Redis Cluster: ids of nodes with a current lease. KEYS: nodes. ARGV: now. */
+const LIVE_NODES = new RedisScript(`return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')`, 1);
+
+/** Redis Cluster: 1 when the node's lease is current. KEYS: nodes. ARGV: node, now. */
+const NODE_ALIVE = new RedisScript(`local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\nif s and tonumber(s) > tonumber(ARGV[2]) then return 1 end\nreturn 0`, 1);
+
+/**
+ * Redis Cluster: drops a swept node's lease and record unless it is current again.
+ * KEYS: nodes, node record. ARGV: node, now.
+ */
+const FORGET_NODE = new RedisScript(
+  `local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > tonumber(ARGV[2]) then return -1 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 0`,
+  2,
+);
+
+/**
+ * Redis Cluster: {@link SWEEP} for one partition of a node's entries (they and the channels they
+ * name share the partition's slot), without the lease check (done by the caller per partition).
+ * KEYS: the node's set of that partition. ARGV: node, batch, scope (prefix + hash tag).
+ * Returns 1 while entries remain, 0 when done.
+ */
+const SWEEP_PART = new RedisScript(
+  `${popAndLeave('KEYS[1]', 'ARGV[2]', 'ARGV[3]')}
+if redis.call('SCARD', KEYS[1]) > 0 then return 1 end
+return 0`,
+  1,
+).sharded();
+
 /** Options of {@link RedisPresence}. */
 export interface RedisPresenceOptions {
   /** The node's membership: its lease keeps this node's entries alive. */
   membership: RedisMembership;
   /** Key prefix. @default "herald:" */
   prefix?: string;
+  /**
+   * Hash-tag partitions on a Redis Cluster (docs/cluster.md): a node's entry set is split by
+   * partition, listing and sweeping take one call per slot. @default undefined (one Redis)
+   */
+  partitions?: number;
   /**
    * Publishes presence events this store has to produce itself: `join`s when entries are
    * restored after the lease was lost, `leave`s of removals retried after an outage.
@@ -155,7 +208,7 @@ export class RedisPresence implements Presence {
   private readonly onReady = () => void this.sweep();
 
   constructor(private readonly client: RedisCommandClient, private readonly options: RedisPresenceOptions) {
-    this.keys = new RedisKeys(options.prefix);
+    this.keys = new RedisKeys(options.prefix, options.partitions);
     this.nodeId = options.membership.nodeId;
     this.now = options.now ?? Date.now;
     this.log = options.log;
@@ -204,7 +257,7 @@ export class RedisPresence implements Presence {
   private async addRemote(channel: string, member: PresenceMember): Promise<void> {
     // Adds wait for the startup cleanup, which must not remove entries of this process.
     if (this.initial && !this.initialDone) await this.initial.catch(() => undefined);
-    await ADD.run(this.client, [this.keys.presence(channel), this.keys.nodePresence(this.nodeId), member.conn, `${this.nodeId}\n${JSON.stringify(member.user)}`, channel]);
+    await ADD.run(this.client, [this.keys.presence(channel), this.keys.nodePresence(this.nodeId, this.keys.scope(channel)), member.conn, `${this.nodeId}\n${JSON.stringify(member.user)}`, channel]);
   }
 
   private forget(channel: string, conn: string): boolean {
@@ -226,13 +279,13 @@ export class RedisPresence implements Presence {
   }
 
   private async removeRemote(channel: string, conn: string): Promise<void> {
-    await REMOVE.run(this.client, [this.keys.presence(channel), this.keys.nodePresence(this.nodeId), conn, channel, this.nodeId]);
+    await REMOVE.run(this.client, [this.keys.presence(channel), this.keys.nodePresence(this.nodeId, this.keys.scope(channel)), conn, channel, this.nodeId]);
   }
 
   async members(channel: string): Promise<PresenceMember[]> {
     let flat: string[];
     try {
-      flat = (await MEMBERS.run(this.client, [this.keys.presence(channel), this.keys.nodes, this.now()])) as string[];
+      flat = this.keys.clustered ? await this.clusterMembers(channel) : ((await MEMBERS.run(this.client, [this.keys.presence(channel), this.keys.nodes, this.now()])) as string[]);
     } catch (err) {
       throw toUnavailable(err, 'presence query', this.log);
     }
@@ -245,6 +298,22 @@ export class RedisPresence implements Presence {
         continue;
       }
       out.push({ user, conn: flat[i]! });
+    }
+    return out;
+  }
+
+  /**
+   * {@link MEMBERS} on a Redis Cluster: the channel's hash and the live nodes are in different
+   * slots, so they are two reads (one round trip, pipelined) and the filter runs here.
+   */
+  private async clusterMembers(channel: string): Promise<string[]> {
+    const [all, live] = (await Promise.all([MEMBERS_RAW.run(this.client, [this.keys.presence(channel)]), LIVE_NODES.run(this.client, [this.keys.nodes, this.now()])])) as [string[], string[]];
+    const alive = new Set(live);
+    const out: string[] = [];
+    for (let i = 0; i < all.length; i += 2) {
+      const v = all[i + 1]!;
+      const nl = v.indexOf('\n');
+      if (nl > 0 && alive.has(v.slice(0, nl))) out.push(all[i]!, v.slice(nl + 1));
     }
     return out;
   }
@@ -275,12 +344,37 @@ export class RedisPresence implements Presence {
   }
 
   private async sweepNode(id: string, force: boolean): Promise<void> {
+    if (this.keys.clustered) return this.sweepNodeCluster(id, force);
     for (let round = 0; round < 10_000; round++) {
       const state = Number(await SWEEP.run(this.client, [this.keys.nodes, this.keys.nodePresence(id), this.keys.node(id), id, this.now(), this.batch, this.keys.prefix, force ? '1' : '0']));
       if (state === -1) return;
       if (state === 0) break;
     }
     if (!force) this.log?.info({ node: id }, 'swept expired node');
+  }
+
+  /**
+   * {@link sweepNode} on a Redis Cluster: the node's entries are split over the partitions, each
+   * swept atomically in its slot ({@link SWEEP_PART}); without force the lease is checked before
+   * each partition, and the lease and record are dropped at the end unless it is current again.
+   */
+  private async sweepNodeCluster(id: string, force: boolean): Promise<void> {
+    const alive = async () => !force && Number(await NODE_ALIVE.run(this.client, [this.keys.nodes, id, this.now()])) === 1;
+    const scopes = this.keys.scopes();
+    // A few partitions at a time: quick for a node with entries everywhere, gentle on Redis.
+    for (let i = 0; i < scopes.length; i += 16) {
+      if (await alive()) return;
+      await Promise.all(
+        scopes.slice(i, i + 16).map(async (scope) => {
+          for (let round = 0; round < 10_000; round++) {
+            if (Number(await SWEEP_PART.run(this.client, [this.keys.nodePresence(id, scope), id, this.batch, scope])) === 0) return;
+          }
+        }),
+      );
+    }
+    if (force) return;
+    if (Number(await FORGET_NODE.run(this.client, [this.keys.nodes, this.keys.node(id), id, this.now()])) === -1) return;
+    this.log?.info({ node: id }, 'swept expired node');
   }
 
   private async retryStale(): Promise<void> {

@@ -15,6 +15,22 @@ export class RedisScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
+  private shardedVariant?: RedisScript;
+
+  /**
+   * The script for a Redis Cluster: every `PUBLISH` becomes `SPUBLISH` (sharded pub/sub; the
+   * channel must hash to the slot of the script's keys, which the key layout guarantees).
+   */
+  sharded(): RedisScript {
+    this.shardedVariant ??= new RedisScript(this.lua.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'"), this.numKeys);
+    return this.shardedVariant;
+  }
+
+  /** This script, or its {@link sharded} variant when `clustered`. */
+  on(clustered: boolean): RedisScript {
+    return clustered ? this.sharded() : this;
+  }
+
   /** Runs the script; bulk replies are strings. */
   run(client: RedisCommandClient, args: Arg[]): Promise<unknown> {
     return client.evalsha(this.sha, this.numKeys, ...args).catch((err: Error) => {

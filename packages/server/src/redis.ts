@@ -4,6 +4,7 @@
  */
 export * from './redis-envelope.js';
 export * from './redis-client.js';
+export * from './redis-cluster-client.js';
 export * from './redis-script.js';
 export * from './redis-broker.js';
 export * from './redis-history.js';

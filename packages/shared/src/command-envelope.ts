@@ -14,20 +14,26 @@ export function encodeCommandEnvelope(sender: string, command: { kind: string; [
   return Buffer.from(`${JSON.stringify({ t: 'c', n: sender, c: command })}\n`);
 }
 
-/** The one Redis command {@link publishCommand} needs; an ioredis client fits. */
+/** The one Redis command {@link publishCommand} needs; an ioredis client (or Cluster) fits. */
 export interface CommandPublisher {
   publish(channel: string, message: Buffer): Promise<number>;
+  /** Sharded publish, used on a Redis Cluster (workers subscribe with SSUBSCRIBE there). */
+  spublish?(channel: string, message: Buffer): Promise<unknown>;
 }
 
 /**
  * Sends an admin command to every worker of a deployment, on their broadcast channel.
  *
  * @param client - a connected Redis client
- * @param prefix - the deployment's `HERALD_REDIS_PREFIX`
+ * @param prefix - the deployment's `HERALD_REDIS_PREFIX`, or its {@link RedisKeys} (a Redis Cluster's)
  * @param sender - id of the sender
  * @param command - the command
  * @returns how many subscribers received it (one per worker connected to Redis)
  */
-export function publishCommand(client: CommandPublisher, prefix: string, sender: string, command: { kind: string; [field: string]: unknown }): Promise<number> {
-  return client.publish(new RedisKeys(prefix).broadcast, encodeCommandEnvelope(sender, command));
+export function publishCommand(client: CommandPublisher, prefix: string | RedisKeys, sender: string, command: { kind: string; [field: string]: unknown }): Promise<number> {
+  const keys = typeof prefix === 'string' ? new RedisKeys(prefix) : prefix;
+  const envelope = encodeCommandEnvelope(sender, command);
+  if (!keys.clustered) return client.publish(keys.broadcast, envelope);
+  if (!client.spublish) throw new Error('publishCommand: a Redis Cluster needs a client with spublish');
+  return client.spublish(keys.broadcast, envelope).then(Number);
 }

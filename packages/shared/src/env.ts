@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
 import { TrustedProxies } from './client-address.js';
+import { parseClusterSeed, type RedisClusterSeed } from './redis-partition.js';
 
 /**
  * An integer variable within `[min, max]` (decimal; `1.5`, `x` and out-of-range values fail).
@@ -40,7 +41,31 @@ export const SharedEnv = {
     .regex(/^rediss?:\/\/[^\s]*$/, 'expected a redis:// or rediss:// URL')
     .refine((v) => URL.canParse(v), 'not a valid URL')
     .optional(),
-  /** Prefix of every Redis key and channel. @default "herald:" */
+  /**
+   * Seed nodes of a Redis Cluster, `host:port,host:port,…`; exclusive with `REDIS_URL` (check
+   * both with {@link redisTarget}). Unset = no cluster. docs/cluster.md.
+   */
+  HERALD_REDIS_CLUSTER: envList
+    .transform((entries, ctx) => {
+      const seeds: RedisClusterSeed[] = [];
+      for (const entry of entries) {
+        try {
+          seeds.push(parseClusterSeed(entry));
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+      }
+      if (seeds.length === 0) ctx.addIssue({ code: 'custom', message: 'expected host:port,host:port,…' });
+      return seeds;
+    })
+    .optional(),
+  /**
+   * Hash-tag partitions of keys and channels on a Redis Cluster (every node of a deployment must
+   * use the same number; changing it moves every channel). @default 128
+   */
+  HERALD_REDIS_PARTITIONS: envInt(1, 16_384).default(128),
+  /** Prefix of every Redis key and channel (on a cluster without `{` or `}`, which would move the hash tag). @default "herald:" */
   HERALD_REDIS_PREFIX: z.string().min(1).default('herald:'),
   /** Peers whose `X-Forwarded-For` is believed: addresses, CIDRs, `loopback`, `private`. @default [] */
   HERALD_TRUSTED_PROXIES: envList
@@ -63,6 +88,31 @@ export const SharedEnv = {
   /** pino log level. @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
+
+/** Where a process finds Redis: one instance, a cluster, or none. */
+export type RedisTarget =
+  | { kind: 'single'; url: string }
+  | { kind: 'cluster'; seeds: RedisClusterSeed[]; partitions: number }
+  | { kind: 'none' };
+
+/**
+ * The one rule for `REDIS_URL` vs `HERALD_REDIS_CLUSTER` (worker and balancer alike): at most one
+ * of them. Call it on values parsed with {@link SharedEnv}.
+ *
+ * @throws ConfigError naming both variables when both are set, or when a cluster's
+ *   `HERALD_REDIS_PREFIX` has a brace (it would take the place of the partition hash tag)
+ */
+export function redisTarget(env: { REDIS_URL?: string; HERALD_REDIS_CLUSTER?: RedisClusterSeed[]; HERALD_REDIS_PARTITIONS: number; HERALD_REDIS_PREFIX?: string }): RedisTarget {
+  if (env.REDIS_URL !== undefined && env.HERALD_REDIS_CLUSTER !== undefined) {
+    throw new ConfigError('REDIS_URL and HERALD_REDIS_CLUSTER are both set: use REDIS_URL for one Redis, HERALD_REDIS_CLUSTER for a Redis Cluster, not both');
+  }
+  if (env.HERALD_REDIS_CLUSTER !== undefined && /[{}]/.test(env.HERALD_REDIS_PREFIX ?? '')) {
+    throw new ConfigError('HERALD_REDIS_PREFIX must not contain { or } with HERALD_REDIS_CLUSTER (the partition hash tag follows the prefix)');
+  }
+  if (env.REDIS_URL !== undefined) return { kind: 'single', url: env.REDIS_URL };
+  if (env.HERALD_REDIS_CLUSTER !== undefined) return { kind: 'cluster', seeds: env.HERALD_REDIS_CLUSTER, partitions: env.HERALD_REDIS_PARTITIONS };
+  return { kind: 'none' };
+}
 
 /**
  * Validates `env` with `schema`. Empty variables count as unset (compose files and pm2 ecosystems

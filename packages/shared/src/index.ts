@@ -3,6 +3,7 @@ export * from './errors/config-error.js';
 export * from './client-address.js';
 export * from './ip-limit.js';
 export * from './redis-keys.js';
+export * from './redis-partition.js';
 export * from './node-record.js';
 export * from './http-error.js';
 export * from './env.js';

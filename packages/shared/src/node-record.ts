@@ -26,12 +26,13 @@ export interface RedisNodeReader {
  * skipping missing or unreadable ones.
  *
  * @param client - a Redis client
- * @param prefix - key prefix. @default "herald:"
+ * @param prefix - key prefix, or the deployment's {@link RedisKeys} (a Redis Cluster's). @default "herald:"
  * @param now - the time leases are compared with, ms since epoch. @default Date.now()
  * @returns the records of workers whose lease has not expired
  */
-export async function listLiveNodes(client: RedisNodeReader, prefix = 'herald:', now = Date.now()): Promise<NodeRecord[]> {
-  const keys = new RedisKeys(prefix);
+export async function listLiveNodes(client: RedisNodeReader, prefix: string | RedisKeys = 'herald:', now = Date.now()): Promise<NodeRecord[]> {
+  // On a cluster the sorted set and the records share the `{nodes}` tag: the MGET is one slot.
+  const keys = typeof prefix === 'string' ? new RedisKeys(prefix) : prefix;
   const ids = await client.zrangebyscore(keys.nodes, now, '+inf');
   if (ids.length === 0) return [];
   const values = await client.mget(...ids.map((id) => keys.node(id)));

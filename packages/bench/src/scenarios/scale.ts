@@ -32,8 +32,8 @@ async function connectionsOf(port: number): Promise<number> {
  * `scale` (issue 14.4): N idle subscribed connections over W Herald workers on one real
  * redis-server, from several load agents each on its own 127.0.0.x source address; reports the
  * ramp rate, RSS per connection per worker, one broadcast to all of them (p50/p99 delivery), and
- * fan-out throughput on a Redis Cluster vs a single Redis (the cluster row is skipped until
- * herald-worker reads `HERALD_REDIS_CLUSTER`).
+ * fan-out throughput on a Redis Cluster vs a single Redis (the cluster row is skipped, with the
+ * reason, when the built herald-worker does not read `HERALD_REDIS_CLUSTER`).
  */
 export async function scaleScenario(ctx: Context): Promise<Row[]> {
   const { opts } = ctx;

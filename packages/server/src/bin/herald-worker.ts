@@ -84,7 +84,7 @@ async function main(): Promise<void> {
 
   const port = await worker.listen(config.port, config.host);
   await backends.started(port);
-  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : 'memory', tls: config.tls !== undefined }, 'listening');
+  log.info({ port, host: config.host, broker: config.redisUrl ? 'redis' : config.redisCluster ? 'redis-cluster' : 'memory', tls: config.tls !== undefined }, 'listening');
   // pm2's wait_ready (and any parent with an IPC channel) waits for this.
   process.send?.('ready');
 }
