@@ -9,6 +9,7 @@ import { DEFAULT_MAX_FRAMES_IN_FLIGHT } from './session.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
+import { DEFAULT_HTTP_FALLBACK } from './http-fallback.js';
 
 
 /** Environment variables read by the worker, with their defaults. */
@@ -56,6 +57,10 @@ const EnvSchema = z.object({
   HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
+  HERALD_POLL_HOLD_MS: envInt(100, 600_000).default(DEFAULT_HTTP_FALLBACK.pollHoldMs),
+  HERALD_HTTP_SESSION_IDLE_MS: envInt(1000).default(DEFAULT_HTTP_FALLBACK.idleMs),
+  HERALD_HTTP_MAX_EMIT_FRAMES: envInt(1, 10_000).default(DEFAULT_HTTP_FALLBACK.maxEmitFrames),
+  HERALD_HTTP_FORWARD_TIMEOUT_MS: envInt(100).default(DEFAULT_HTTP_FALLBACK.forwardTimeoutMs),
 });
 
 /** Contents of the `HERALD_CONFIG` JSON file. */
@@ -138,6 +143,13 @@ export interface WorkerConfig {
   maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
+  /**
+   * The HTTP fallback (docs/protocol.md): how long a `GET /poll` is held (`HERALD_POLL_HOLD_MS`,
+   * default 25000), how long a session with nothing attached lives (`HERALD_HTTP_SESSION_IDLE_MS`,
+   * default 30000), frames per `POST /emit` (`HERALD_HTTP_MAX_EMIT_FRAMES`, default 100), and the
+   * wait for a forwarded request's answer (`HERALD_HTTP_FORWARD_TIMEOUT_MS`, default 5000).
+   */
+  http: { pollHoldMs: number; idleMs: number; maxEmitFrames: number; forwardTimeoutMs: number };
 }
 
 /**
@@ -213,5 +225,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     perMessageDeflate: e.HERALD_PER_MESSAGE_DEFLATE,
     namespaces,
     logLevel: e.LOG_LEVEL,
+    http: { pollHoldMs: e.HERALD_POLL_HOLD_MS, idleMs: e.HERALD_HTTP_SESSION_IDLE_MS, maxEmitFrames: e.HERALD_HTTP_MAX_EMIT_FRAMES, forwardTimeoutMs: e.HERALD_HTTP_FORWARD_TIMEOUT_MS },
   };
 }

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxConnections: config.maxConnections,
     perMessageDeflate: config.perMessageDeflate,
+    http: config.http,
     limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate, maxJsonDepth: config.maxJsonDepth, maxFramesInFlight: config.maxFramesInFlight },
     log,
   });
