@@ -249,12 +249,14 @@ export class HttpFallback {
     }
     if (!Array.isArray(frames)) return sendError(res, 400, HttpErrorCode.BadRequest, 'the body must be a JSON array of frames');
     if (frames.length > this.opts.maxEmitFrames) return sendError(res, 413, HttpErrorCode.TooLarge, `at most ${this.opts.maxEmitFrames} frames per request`);
-    if (this.transports.has(sessionId)) return sendBody(res, this.deliver(sessionId, frames));
-    sendBody(res, await this.forward(sessionId, { kind: 'http-emit', session: sessionId, frames }, this.opts.forwardTimeoutMs));
+    // `?close=1`: the client ends the session (after these frames), like a WebSocket close from its side.
+    const close = url.searchParams.get('close') === '1';
+    if (this.transports.has(sessionId)) return sendBody(res, this.deliver(sessionId, frames, close));
+    sendBody(res, await this.forward(sessionId, { kind: 'http-emit', session: sessionId, frames, close }, this.opts.forwardTimeoutMs));
   }
 
   /** Hands the frames of one `POST /emit` to a local session, in order; answers come on its stream. */
-  private deliver(sessionId: string, frames: unknown[]): Outcome {
+  private deliver(sessionId: string, frames: unknown[], close = false): Outcome {
     const transport = this.transports.get(sessionId);
     const session = this.sessions.get(sessionId);
     if (!transport || !session) return NOT_FOUND;
@@ -268,6 +270,7 @@ export class HttpFallback {
       }
       transport.receive(data, binary);
     }
+    if (close) transport.finish();
     return { status: 204 };
   }
 
@@ -277,7 +280,7 @@ export class HttpFallback {
    * Sends a request for a session held by another node to that node and waits for its answer:
    * 404 at once when the session id names no node that listens (a dead or unknown owner).
    */
-  private async forward(sessionId: string, request: { kind: 'http-poll'; session: string; ack?: number } | { kind: 'http-emit'; session: string; frames: unknown[] }, timeoutMs: number): Promise<Outcome> {
+  private async forward(sessionId: string, request: { kind: 'http-poll'; session: string; ack?: number } | { kind: 'http-emit'; session: string; frames: unknown[]; close: boolean }, timeoutMs: number): Promise<Outcome> {
     const owner = sessionOwner(sessionId);
     const { broker, nodeId, log } = this.host;
     if (owner === undefined || owner === nodeId || !canAddress(broker)) return NOT_FOUND;
@@ -317,7 +320,7 @@ export class HttpFallback {
       const reply: ForwardReply = { kind: 'http-reply', req: command.req, status: outcome.status, body: outcome.body };
       if (canAddress(this.host.broker)) this.host.broker.commandNode(command.from, reply).catch((err: unknown) => this.host.log.warn({ err }, 'answering a forwarded http request failed'));
     };
-    if (command.kind === 'http-emit') return replyTo(this.deliver(command.session, command.frames));
+    if (command.kind === 'http-emit') return replyTo(this.deliver(command.session, command.frames, command.close === true));
     const transport = this.transports.get(command.session);
     if (!transport || transport.mode !== 'poll') return replyTo(NOT_FOUND);
     transport.attachPoll(command.ack, (body) => replyTo({ status: 200, body }));

@@ -4,7 +4,7 @@
  * commands, `redis-envelope.ts`): `from` and `req` let the owner answer the asking node.
  */
 export type ForwardCommand =
-  | { kind: 'http-emit'; session: string; frames: unknown[]; from: string; req: string }
+  | { kind: 'http-emit'; session: string; frames: unknown[]; close?: boolean; from: string; req: string }
   | { kind: 'http-poll'; session: string; ack?: number; from: string; req: string };
 
 /** The owner's answer to a {@link ForwardCommand}: the HTTP status and body to send. */
