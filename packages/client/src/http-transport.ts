@@ -95,7 +95,20 @@ abstract class HttpSessionTransport implements ClientTransport {
   protected opened(session: string): void {
     if (this.session !== undefined || !this.attached) return;
     this.session = session;
+    // A closing tab never says goodbye over a stream or a poll (a WebSocket does, with its close):
+    // a beacon ends the session at once, so the user leaves presence now, not after the idle time.
+    if (typeof addEventListener === 'function' && typeof navigator !== 'undefined' && typeof navigator.sendBeacon === 'function') {
+      addEventListener('pagehide', this.#onPageHide);
+    }
     this.handlers.open();
+  }
+
+  readonly #onPageHide = (): void => {
+    if (this.session !== undefined && !this.#ended) navigator.sendBeacon(this.#closeUrl(this.session), '[]');
+  };
+
+  #closeUrl(session: string): string {
+    return `${this.init.emitUrl}?session=${encodeURIComponent(session)}&close=1`;
   }
 
   /** One server frame (JSON text). The close frame ends the transport with its code. */
@@ -122,6 +135,7 @@ abstract class HttpSessionTransport implements ClientTransport {
   protected fail(code: number, reason: string): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (typeof removeEventListener === 'function') removeEventListener('pagehide', this.#onPageHide);
     this.stopReading();
     if (!this.attached) return;
     this.attached = false;
@@ -141,7 +155,7 @@ abstract class HttpSessionTransport implements ClientTransport {
     this.abandon();
     if (session === undefined) return;
     this.init
-      .fetch(`${this.init.emitUrl}?session=${encodeURIComponent(session)}&close=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' })
+      .fetch(this.#closeUrl(session), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' })
       .then((res) => res.arrayBuffer())
       .catch(() => undefined);
   }
@@ -149,6 +163,7 @@ abstract class HttpSessionTransport implements ClientTransport {
   abandon(): void {
     this.detach();
     this.#ended = true;
+    if (typeof removeEventListener === 'function') removeEventListener('pagehide', this.#onPageHide);
     this.stopReading();
     this.abort.abort();
   }

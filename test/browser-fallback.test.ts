@@ -1,0 +1,84 @@
+import { expect } from 'chai';
+import type { Page } from 'playwright-core';
+import { eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
+import { startBalancer, type BalancerProcess } from './helpers/balancer.js';
+import { launchChromium, type LaunchedBrowser } from './helpers/chromium.js';
+
+/** Run in the page before any script: the browser has no WebSocket (as behind a proxy that strips it). */
+const REMOVE_WEBSOCKET = () => {
+  delete (window as { WebSocket?: unknown }).WebSocket;
+};
+
+describe('browser: HTTP fallback through herald-balancer (redis, 2 workers, Chromium)', function () {
+  this.timeout(90_000);
+  let browser: LaunchedBrowser;
+  let redis: TestRedis;
+  let workers: WorkerProcess[];
+  let balancer: BalancerProcess;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    browser = await launchChromium();
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, HERALD_DRAIN_MS: '1000', HERALD_LEASE_MS: '3000' };
+    workers = await Promise.all([startWorker(env), startWorker(env)]);
+    balancer = await startBalancer({ HERALD_WORKERS: workers.map((w) => `127.0.0.1:${w.port}`).join(',') });
+    await eventually(async () => expect((await balancer.status()).healthy).to.equal(2), { timeout: 10_000 });
+  });
+  after(async () => {
+    await browser?.close();
+    await balancer?.stop('SIGKILL');
+    await Promise.all((workers ?? []).map((w) => w.stop('SIGKILL')));
+    await redis?.stop('SIGKILL');
+  });
+  afterEach(async () => {
+    for (const p of browser.context.pages()) await p.close();
+    expect(pageErrors.splice(0)).to.deep.equal([]);
+  });
+
+  const open = async (user: string, room: string, { noWebSocket = false, query = '' } = {}): Promise<Page> => {
+    const page = await browser.context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
+    if (noWebSocket) await page.addInitScript(REMOVE_WEBSOCKET);
+    await page.goto(`${balancer.url}/?user=${user}&sid=${user}&room=${room}&minDelay=300&maxDelay=1500${query}`);
+    await page.waitForSelector('#badge[data-state="connected"]', { timeout: 20_000 });
+    return page;
+  };
+  const say = async (page: Page, text: string) => {
+    await page.fill('#text', text);
+    await page.click('#send');
+  };
+  const messageText = (page: Page, text: string) => page.waitForSelector(`#messages li.msg:has-text(${JSON.stringify(text)})`, { timeout: 20_000 });
+  const presence = (page: Page) => page.$$eval('#presence li', (lis) => lis.map((li) => li.getAttribute('data-user')).sort());
+
+  it('a page on WebSocket and a page without WebSocket (SSE) chat and see each other', async () => {
+    const alice = await open('alice', 'mixed');
+    const bob = await open('bob', 'mixed', { noWebSocket: true });
+    expect(await bob.evaluate(() => typeof (window as { WebSocket?: unknown }).WebSocket)).to.equal('undefined');
+    expect(await alice.getAttribute('#badge', 'data-transport')).to.equal('websocket');
+    expect(await bob.getAttribute('#badge', 'data-transport')).to.equal('sse');
+    await eventually(async () => expect(await presence(alice)).to.deep.equal(['alice', 'bob']), { timeout: 10_000 });
+    await eventually(async () => expect(await presence(bob)).to.deep.equal(['alice', 'bob']), { timeout: 10_000 });
+    await say(alice, 'hello over websocket');
+    await messageText(bob, 'hello over websocket');
+    await say(bob, 'hello over sse');
+    await messageText(alice, 'hello over sse');
+    // Leaving over SSE ends the session: alice sees bob go at once, not after an idle timeout.
+    await bob.close();
+    await eventually(async () => expect(await presence(alice)).to.deep.equal(['alice']), { timeout: 10_000 });
+  });
+
+  it('the demo chats over long-polling with /client.js when WebSocket is absent', async () => {
+    const carol = await open('carol', 'poll', { noWebSocket: true, query: '&transports=long-polling' });
+    const dave = await open('dave', 'poll', { noWebSocket: true });
+    expect(await carol.getAttribute('#badge', 'data-transport')).to.equal('long-polling');
+    expect(await dave.getAttribute('#badge', 'data-transport')).to.equal('sse');
+    await eventually(async () => expect(await presence(carol)).to.deep.equal(['carol', 'dave']), { timeout: 10_000 });
+    await say(carol, 'polling works');
+    await messageText(dave, 'polling works');
+    await say(dave, 'so does sse');
+    await messageText(carol, 'so does sse');
+    const texts = await carol.$$eval('#messages li.msg', (lis) => lis.map((li) => li.lastChild?.textContent));
+    expect(texts).to.deep.equal(['polling works', 'so does sse']);
+  });
+});
