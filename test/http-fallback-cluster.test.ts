@@ -1,7 +1,10 @@
 import { expect } from 'chai';
+import { Client, State, type ChannelMessage, type ClientOptions, type TransportName } from '@herald/client';
 import { sessionOwner } from '@herald/protocol';
-import { startCluster, TestClient, type TestCluster } from './helpers/index.js';
+import { eventually, startCluster, TestClient, type TestCluster } from './helpers/index.js';
 import { HttpTestClient } from './helpers/http-session.js';
+import { nodesForKeys, startBalancer, type BalancerProcess } from './helpers/balancer.js';
+import { nextState } from './helpers/client-state.js';
 
 describe('cluster: HTTP fallback without stickiness (redis-server, two worker processes)', function () {
   this.timeout(60_000);
@@ -63,4 +66,70 @@ describe('cluster: HTTP fallback without stickiness (redis-server, two worker pr
     expect(poll.status).to.equal(404);
     expect(Date.now() - t0).to.be.below(3000);
   });
+});
+
+describe('cluster: HTTP fallback recovery across a worker kill (redis-server, 3 workers, herald-balancer)', function () {
+  this.timeout(90_000);
+  let cluster: TestCluster;
+  let balancer: BalancerProcess;
+  const clients: Client[] = [];
+
+  beforeEach(async () => {
+    cluster = await startCluster(3, { HERALD_LEASE_MS: '3000' });
+    balancer = await startBalancer({ HERALD_WORKERS: cluster.workers.map((w) => `127.0.0.1:${w.port}`).join(',') });
+    await eventually(async () => expect((await balancer.status()).healthy).to.equal(3), { timeout: 10_000 });
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await balancer?.stop('SIGKILL');
+    await cluster?.stop(true);
+  });
+
+  const client = (sid: string, options: ClientOptions = {}) => {
+    const c = new Client(`${balancer.wsUrl}/ws`, { params: { sid }, minReconnectDelay: 50, maxReconnectDelay: 500, ...options });
+    c.on('error', () => {});
+    clients.push(c);
+    return c;
+  };
+
+  for (const transport of ['sse', 'long-polling'] as TransportName[]) {
+    for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+      it(`over ${transport}, after ${signal} of its worker, recovers every message of a history channel exactly once`, async () => {
+        const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+        const map = await nodesForKeys(balancer.url, keys);
+        const subSid = keys[0]!;
+        const pubSid = keys.find((k) => map.get(k) !== map.get(subSid))!;
+        const sub = client(subSid, { transports: [transport] });
+        const got: ChannelMessage[] = [];
+        const channel = `room:${transport}-${signal}`;
+        const s = sub.subscribe(channel, { onMessage: (m) => got.push(m) });
+        sub.connect();
+        const first = await sub.ready();
+        expect(first.node).to.equal(map.get(subSid));
+        await s.ready();
+        const pub = client(pubSid, { transports: ['long-polling'] });
+        pub.connect();
+        expect((await pub.ready()).node).to.not.equal(first.node);
+        const victim = cluster.workers.find((w) => w.node === first.node)!;
+        const total = 40;
+        const lost = nextState(sub, State.Reconnecting);
+        for (let n = 1; n <= total; n++) {
+          await pub.publish(channel, { n });
+          if (n === 10) {
+            await eventually(() => expect(got).to.have.length(10));
+            void victim.stop(signal);
+            const change = await lost;
+            expect(change.transport).to.equal(transport);
+            expect(change.code).to.equal(signal === 'SIGTERM' ? 1001 : 1006);
+          }
+        }
+        await eventually(() => expect(got).to.have.length(total), { timeout: 20_000 });
+        expect(sub.state).to.equal(State.Connected);
+        expect(sub.transport).to.equal(transport);
+        expect(sub.welcome?.node).to.not.equal(first.node);
+        expect(got.map((m) => (m.data as { n: number }).n)).to.deep.equal(Array.from({ length: total }, (_, i) => i + 1));
+        expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: total }, (_, i) => i + 1));
+      });
+    }
+  }
 });

@@ -98,7 +98,12 @@ export class Balancer {
     // Errors of calls with a callback go to the callback; this catches anything else.
     this.proxy.on('error', (error: Error) => this.logger.warn({ err: errorCode(error) }, 'proxy error'));
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => this.tunnelBySocket.get(socket)?.attach(proxyReq));
-    this.proxy.on('proxyRes', (proxyRes, req) => {
+    this.proxy.on('proxyRes', (proxyRes, req, res) => {
+      // A response cut off upstream (the worker died mid-stream: an SSE stream, a long body) must
+      // not hang open toward the client: http-proxy's pipe never ends it, so it is cut off too.
+      proxyRes.once('close', () => {
+        if (!proxyRes.complete) res.destroy();
+      });
       const cookie = this.cookieToSet.get(req);
       if (cookie === undefined) return;
       const prior = proxyRes.headers['set-cookie'] ?? [];

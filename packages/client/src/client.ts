@@ -418,7 +418,7 @@ export class Client extends Emitter<ClientEvents> {
     const headers: Record<string, string> = token !== undefined && tokenTransport === 'protocol' && !inQuery ? { authorization: `Bearer ${token}` } : {};
     return {
       url: buildHttpUrl(this.#url, endpoint, params, inQuery ? token : undefined),
-      emitUrl: buildHttpUrl(this.#url, 'emit', {}),
+      emitUrl: buildHttpUrl(this.#url, 'emit', params),
       headers,
       fetch: fetch!,
       EventSource: eventSource,

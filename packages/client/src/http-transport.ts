@@ -8,7 +8,7 @@ export type FetchLike = typeof globalThis.fetch;
 export interface HttpTransportInit {
   /** URL of the stream or first poll (`/sse` or `/poll`, with params and `?token=` when needed). */
   url: string;
-  /** URL of `/emit` (without `?session=`). */
+  /** URL of `/emit` with the client's params (without `?session=`: added per request). */
   emitUrl: string;
   /** Headers of the first request (an `Authorization` header when the token goes that way). */
   headers: Record<string, string>;
@@ -31,6 +31,11 @@ export type EventSourceConstructor = new (url: string) => EventSourceLike;
 
 /** `readyState` of an EventSource that gave up (a non-200 answer, or closed). */
 const EVENT_SOURCE_CLOSED = 2;
+
+/** `url` with `session=` added to its query. */
+function withSession(url: string, session: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}session=${encodeURIComponent(session)}`;
+}
 
 /** A status of an HTTP answer as the close code a WebSocket client would have seen. */
 function statusToCode(status: number): number {
@@ -80,7 +85,7 @@ abstract class HttpSessionTransport implements ClientTransport {
       this.#batch = [];
       let status: number;
       try {
-        const res = await this.init.fetch(`${this.init.emitUrl}?session=${encodeURIComponent(this.session!)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: this.abort.signal });
+        const res = await this.init.fetch(withSession(this.init.emitUrl, this.session!), { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: this.abort.signal });
         status = res.status;
         await res.arrayBuffer().catch(() => undefined);
       } catch {
@@ -108,7 +113,7 @@ abstract class HttpSessionTransport implements ClientTransport {
   };
 
   #closeUrl(session: string): string {
-    return `${this.init.emitUrl}?session=${encodeURIComponent(session)}&close=1`;
+    return `${withSession(this.init.emitUrl, session)}&close=1`;
   }
 
   /** One server frame (JSON text). The close frame ends the transport with its code. */
@@ -264,7 +269,9 @@ export class PollTransport extends HttpSessionTransport {
   async #loop(): Promise<void> {
     let url = this.init.url;
     let headers = this.init.headers;
-    const base = this.init.url.split('?', 1)[0];
+    // Later polls keep the params (a balancer's sticky `sid`), not the token: the session is opened.
+    const next = new URL(this.init.url);
+    next.searchParams.delete('token');
     while (!this.abort.signal.aborted) {
       let body: { session?: unknown; last?: unknown; frames?: unknown };
       try {
@@ -283,7 +290,9 @@ export class PollTransport extends HttpSessionTransport {
         if (!this.attached) return;
         this.frame(JSON.stringify(f));
       }
-      url = `${base}?session=${encodeURIComponent(body.session)}&ack=${body.last}`;
+      next.searchParams.set('session', body.session);
+      next.searchParams.set('ack', String(body.last));
+      url = next.toString();
       headers = {};
     }
   }
