@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
-import { eventually, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
+import { createTestCa, eventually, hasNginx, startNginx, startRedis, startWorker, type TestCa, type TestNginx, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { startBalancer, type BalancerProcess } from './helpers/balancer.js';
 import { launchChromium, type LaunchedBrowser } from './helpers/chromium.js';
 
@@ -80,5 +80,54 @@ describe('browser: HTTP fallback through herald-balancer (redis, 2 workers, Chro
     await messageText(carol, 'so does sse');
     const texts = await carol.$$eval('#messages li.msg', (lis) => lis.map((li) => li.lastChild?.textContent));
     expect(texts).to.deep.equal(['polling works', 'so does sse']);
+  });
+});
+
+describe('browser: HTTP fallback through the shipped nginx config (real nginx with TLS, redis, 2 workers, Chromium)', function () {
+  this.timeout(90_000);
+  let browser: LaunchedBrowser;
+  let redis: TestRedis;
+  let workers: WorkerProcess[] = [];
+  let nginx: TestNginx | undefined;
+  let ca: TestCa | undefined;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    if (!hasNginx()) this.skip(); // the nginx Debian package is not installed here
+    ca = createTestCa();
+    browser = await launchChromium({ ignoreHTTPSErrors: true });
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, HERALD_DRAIN_MS: '1000' };
+    workers = await Promise.all([startWorker(env), startWorker(env)]);
+    nginx = await startNginx(workers.map((w) => `127.0.0.1:${w.port}`), ca.issue('nginx'));
+  });
+  after(async () => {
+    await browser?.close();
+    await nginx?.stop();
+    await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+    await redis?.stop('SIGKILL');
+    ca?.remove();
+  });
+
+  it('pages without WebSocket chat over SSE and long-polling with a page on WebSocket (streams unbuffered)', async () => {
+    const open = async (user: string, { noWebSocket = false, query = '' } = {}) => {
+      const page = await browser.context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
+      if (noWebSocket) await page.addInitScript(REMOVE_WEBSOCKET);
+      await page.goto(`https://127.0.0.1:${nginx!.httpsPort}/?user=${user}&sid=${user}&room=nginx${query}`);
+      await page.waitForSelector('#badge[data-state="connected"]', { timeout: 20_000 });
+      return page;
+    };
+    const [ws, sse, poll] = [await open('wanda'), await open('sam', { noWebSocket: true }), await open('pat', { noWebSocket: true, query: '&transports=long-polling' })];
+    expect([await ws.getAttribute('#badge', 'data-transport'), await sse.getAttribute('#badge', 'data-transport'), await poll.getAttribute('#badge', 'data-transport')]).to.deep.equal(['websocket', 'sse', 'long-polling']);
+    for (const [from, text] of [[ws, 'one'], [sse, 'two'], [poll, 'three']] as const) {
+      await from.fill('#text', text);
+      await from.click('#send');
+      // Each reaches the others live (an SSE stream buffered by nginx would hold it back).
+      for (const page of [ws, sse, poll]) await page.waitForSelector(`#messages li.msg:has-text("${text}")`, { timeout: 10_000 });
+    }
+    await eventually(async () => expect(await sse.$$eval('#presence li', (lis) => lis.map((li) => li.getAttribute('data-user')).sort())).to.deep.equal(['pat', 'sam', 'wanda']), { timeout: 10_000 });
+    for (const p of browser.context.pages()) await p.close();
+    expect(pageErrors).to.deep.equal([]);
   });
 });

@@ -18,12 +18,15 @@ export interface LaunchedBrowser {
  * Launches Debian's Chromium through playwright-core with the flags from the project's rules
  * (headless, no sandbox as root, no background traffic) and a fresh user data dir (mkdtemp).
  * playwright refuses `--user-data-dir` in `args`; a persistent context is how it takes one.
+ * `ignoreHTTPSErrors` accepts certificates of a test CA (default false).
  */
-export async function launchChromium(): Promise<LaunchedBrowser> {
+export async function launchChromium({ ignoreHTTPSErrors = false } = {}): Promise<LaunchedBrowser> {
   const profile = await mkdtemp(join(tmpdir(), 'herald-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
+    // For pages served by a test's own CA (nginx's TLS server): the certificate is not in the profile's store.
+    ignoreHTTPSErrors,
     args: [
       '--headless',
       '--no-sandbox',
