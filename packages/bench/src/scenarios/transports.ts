@@ -120,7 +120,7 @@ export async function transportsScenario(ctx: Context): Promise<Row[]> {
           // scheduling hiccup can push a single p99 over the limit.
           let ok = false;
           for (let attempt = 0; attempt < 2 && !ok; attempt++) {
-            const run = await runRate(ctx, herald.pids(), pub, channel, rate, opts.stepMs, opts.size, pubRelay, subRelay, (fn) => (onTimed = fn));
+            const run = await runRate(herald.pids(), pub, channel, rate, opts.stepMs, opts.size, pubRelay, subRelay, (fn) => (onTimed = fn));
             ok = passes(run, opts.p99LimitMs);
             if (ok || attempt === 1) runs.push(run);
             ctx.progress(`  ${transport} @${rate}/s: ${run.received}/${run.sent} delivered, ${run.refused} refused, p99 ${(run.hist.percentile(0.99) / 1000).toFixed(1)} ms ${ok ? 'ok' : 'over'}`);
@@ -159,7 +159,6 @@ export function transportTable(rows: Row[]): string[] {
 }
 
 async function runRate(
-  ctx: Context,
   serverPids: number[],
   pub: Client,
   channel: string,
