@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { decodeBinaryFrame, encodeBinaryFrame, toBase64, parseEventId, sessionOwner } from '@herald/protocol';
+import fc from 'fast-check';
+import { decodeBinaryFrame, encodeBinaryFrame, formatEventId, formatSessionId, fromBase64, toBase64, parseEventId, sessionOwner } from '@herald/protocol';
 import { Authenticator, TokenVerifier, type HeraldWorker, type WorkerOptions } from '@herald/server';
 import { TestClient, startInProcess, eventually, hsToken, TEST_SECRET } from './helpers/index.js';
 import { HttpTestClient } from './helpers/http-session.js';
@@ -234,5 +235,27 @@ describe('worker: HTTP fallback /sse, /poll, /emit (memory broker)', () => {
       expect(limited.length).to.be.at.least(4);
       expect(c.frames.filter((f) => f.id !== undefined).map((f) => f.id)).to.deep.equal(frames.map((f) => f.id));
     });
+  });
+});
+
+describe('protocol: HTTP fallback helpers', () => {
+  it('base64 matches RFC 4648 (Node Buffer) both ways, and refuses what is not base64', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const text = toBase64(bytes);
+        expect(text).to.equal(Buffer.from(bytes).toString('base64'));
+        expect(Buffer.from(fromBase64(text)!)).to.deep.equal(Buffer.from(bytes));
+      }),
+    );
+    expect(fromBase64('a$bc')).to.equal(undefined);
+    expect(fromBase64('abcde')).to.equal(undefined);
+  });
+
+  it('session ids name their owner; event ids carry the session and sequence; malformed ones are refused', () => {
+    const id = formatSessionId('worker-1.a_b', 'AAAAAAAAAAAAAAAA');
+    expect(sessionOwner(id)).to.equal('worker-1.a_b');
+    expect(parseEventId(formatEventId(id, 42))).to.deep.equal({ session: id, seq: 42 });
+    for (const bad of ['', 'nonode', '~AAAAAAAAAAAA', 'w1~short', 'w 1~AAAAAAAAAAAA', 42, null]) expect(sessionOwner(bad)).to.equal(undefined);
+    for (const bad of [`${id}:`, `${id}:-1`, `${id}:1.5`, 'x:1', undefined]) expect(parseEventId(bad)).to.equal(undefined);
   });
 });

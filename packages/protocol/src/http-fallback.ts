@@ -44,9 +44,9 @@ export function parseEventId(id: unknown): { session: string; seq: number } | un
   const at = id.lastIndexOf(EVENT_ID_SEPARATOR);
   if (at < 0) return undefined;
   const session = id.slice(0, at);
-  const seq = Number(id.slice(at + 1));
-  if (sessionOwner(session) === undefined || !Number.isSafeInteger(seq) || seq < 0) return undefined;
-  return { session, seq };
+  const digits = id.slice(at + 1);
+  if (sessionOwner(session) === undefined || !/^\d{1,15}$/.test(digits)) return undefined;
+  return { session, seq: Number(digits) };
 }
 
 /**
