@@ -57,7 +57,26 @@ abstract class HttpSessionTransport implements ClientTransport {
   #ended = false;
   #batch: string[] = [];
   #emitting = false;
+  /** Aborted when the transport ends; every request gets its own controller chained to it. */
   protected readonly abort = new AbortController();
+
+  /**
+   * One request, read to the end, on a controller of its own: fetch (undici) keeps an abort
+   * listener on the signal it was given until the request is over, so sharing one signal across
+   * thousands of polls and emits would pile up listeners.
+   */
+  protected async request(url: string, init: RequestInit): Promise<{ status: number; text: string }> {
+    const own = new AbortController();
+    const cancel = () => own.abort();
+    if (this.abort.signal.aborted) own.abort();
+    this.abort.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      const res = await this.init.fetch(url, { ...init, signal: own.signal });
+      return { status: res.status, text: await res.text() };
+    } finally {
+      this.abort.signal.removeEventListener('abort', cancel);
+    }
+  }
 
   constructor(
     readonly generation: number,
@@ -85,9 +104,7 @@ abstract class HttpSessionTransport implements ClientTransport {
       this.#batch = [];
       let status: number;
       try {
-        const res = await this.init.fetch(withSession(this.init.emitUrl, this.session!), { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: this.abort.signal });
-        status = res.status;
-        await res.arrayBuffer().catch(() => undefined);
+        status = (await this.request(withSession(this.init.emitUrl, this.session!), { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status;
       } catch {
         status = 0;
       }
@@ -275,12 +292,9 @@ export class PollTransport extends HttpSessionTransport {
     while (!this.abort.signal.aborted) {
       let body: { session?: unknown; last?: unknown; frames?: unknown };
       try {
-        const res = await this.init.fetch(url, { headers, signal: this.abort.signal });
-        if (res.status !== 200) {
-          await res.arrayBuffer().catch(() => undefined);
-          return this.fail(statusToCode(res.status), `GET /poll answered ${res.status}`);
-        }
-        body = (await res.json()) as typeof body;
+        const res = await this.request(url, { headers });
+        if (res.status !== 200) return this.fail(statusToCode(res.status), `GET /poll answered ${res.status}`);
+        body = JSON.parse(res.text) as typeof body;
       } catch (error) {
         return this.fail(ABNORMAL_CLOSURE, `GET /poll failed: ${(error as Error).message}`);
       }

@@ -61,6 +61,7 @@ const EnvSchema = z.object({
   HERALD_HTTP_SESSION_IDLE_MS: envInt(1000).default(DEFAULT_HTTP_FALLBACK.idleMs),
   HERALD_HTTP_MAX_EMIT_FRAMES: envInt(1, 10_000).default(DEFAULT_HTTP_FALLBACK.maxEmitFrames),
   HERALD_HTTP_FORWARD_TIMEOUT_MS: envInt(100).default(DEFAULT_HTTP_FALLBACK.forwardTimeoutMs),
+  HERALD_SSE_REPLAY_BYTES: envInt(0, 64 * 1024 * 1024).default(DEFAULT_HTTP_FALLBACK.replayBytes),
 });
 
 /** Contents of the `HERALD_CONFIG` JSON file. */
@@ -147,9 +148,10 @@ export interface WorkerConfig {
    * The HTTP fallback (docs/protocol.md): how long a `GET /poll` is held (`HERALD_POLL_HOLD_MS`,
    * default 25000), how long a session with nothing attached lives (`HERALD_HTTP_SESSION_IDLE_MS`,
    * default 30000), frames per `POST /emit` (`HERALD_HTTP_MAX_EMIT_FRAMES`, default 100), and the
-   * wait for a forwarded request's answer (`HERALD_HTTP_FORWARD_TIMEOUT_MS`, default 5000).
+   * wait for a forwarded request's answer (`HERALD_HTTP_FORWARD_TIMEOUT_MS`, default 5000), and the
+   * written SSE frames kept per session for a resume (`HERALD_SSE_REPLAY_BYTES`, default 65536).
    */
-  http: { pollHoldMs: number; idleMs: number; maxEmitFrames: number; forwardTimeoutMs: number };
+  http: { pollHoldMs: number; idleMs: number; maxEmitFrames: number; forwardTimeoutMs: number; replayBytes: number };
 }
 
 /**
@@ -225,6 +227,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     perMessageDeflate: e.HERALD_PER_MESSAGE_DEFLATE,
     namespaces,
     logLevel: e.LOG_LEVEL,
-    http: { pollHoldMs: e.HERALD_POLL_HOLD_MS, idleMs: e.HERALD_HTTP_SESSION_IDLE_MS, maxEmitFrames: e.HERALD_HTTP_MAX_EMIT_FRAMES, forwardTimeoutMs: e.HERALD_HTTP_FORWARD_TIMEOUT_MS },
+    http: { pollHoldMs: e.HERALD_POLL_HOLD_MS, idleMs: e.HERALD_HTTP_SESSION_IDLE_MS, maxEmitFrames: e.HERALD_HTTP_MAX_EMIT_FRAMES, forwardTimeoutMs: e.HERALD_HTTP_FORWARD_TIMEOUT_MS, replayBytes: e.HERALD_SSE_REPLAY_BYTES },
   };
 }

@@ -19,8 +19,8 @@ export interface HttpFallbackOptions extends HttpTransportLimits {
   forwardTimeoutMs: number;
 }
 
-/** Defaults of {@link HttpFallbackOptions} (`replayBytes` and `heartbeatMs` follow the worker's send buffer and heartbeat). */
-export const DEFAULT_HTTP_FALLBACK = { pollHoldMs: 25_000, idleMs: 30_000, closeGraceMs: 5000, maxEmitFrames: 100, forwardTimeoutMs: 5000 };
+/** Defaults of {@link HttpFallbackOptions} (`heartbeatMs` and `closeGraceMs` follow the worker's). */
+export const DEFAULT_HTTP_FALLBACK = { pollHoldMs: 25_000, idleMs: 30_000, closeGraceMs: 5000, maxEmitFrames: 100, forwardTimeoutMs: 5000, replayBytes: 65_536 };
 
 /** What the fallback needs of its worker: the same pieces `/ws` upgrades use. */
 export interface HttpFallbackHost {

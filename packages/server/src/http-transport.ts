@@ -12,7 +12,7 @@ export interface HttpTransportLimits {
   heartbeatMs: number;
   /** Time a closing session waits for its client to fetch the close frame, in ms. @default 5000 */
   closeGraceMs: number;
-  /** Bytes of sent SSE frames kept for a resume with `Last-Event-ID`. @default 1048576 */
+  /** Bytes of sent SSE frames kept for a resume with `Last-Event-ID` (per session: it is memory an idle session holds). @default 65536 */
   replayBytes: number;
 }
 

@@ -73,7 +73,7 @@ export interface WorkerOptions {
   maxHeaderBytes?: number;
   /** Logger. @default pino at level "info" */
   log?: Logger;
-  /** The HTTP fallback (`/sse`, `/poll`, `/emit`). @default DEFAULT_HTTP_FALLBACK, replayBytes = sendBufferBytes, heartbeatMs = heartbeatMs */
+  /** The HTTP fallback (`/sse`, `/poll`, `/emit`). @default DEFAULT_HTTP_FALLBACK, with the worker's heartbeatMs and closeGraceMs */
   http?: Partial<HttpFallbackOptions>;
 }
 
@@ -154,7 +154,7 @@ export class HeraldWorker {
         maxMessageBytes: this.opts.maxMessageBytes,
         log: this.log,
       },
-      { ...DEFAULT_HTTP_FALLBACK, replayBytes: this.limits.sendBufferBytes, heartbeatMs: this.opts.heartbeatMs, closeGraceMs: this.limits.closeGraceMs, ...options.http },
+      { ...DEFAULT_HTTP_FALLBACK, heartbeatMs: this.opts.heartbeatMs, closeGraceMs: this.limits.closeGraceMs, ...options.http },
     );
     const { sockets, sessions, viaBalancer, log } = this;
     this.onSocketClose = function (this: WebSocket) {
