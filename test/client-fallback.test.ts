@@ -110,6 +110,18 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
     });
   }
 
+  it('splits a burst of frames into POST /emit requests within the server bound (100 frames each)', async () => {
+    // More frames in flight than /ws allows by default (64), fewer than the frame burst (200).
+    await worker.close();
+    const started = await startInProcess({ nodeId: 'w1', limits: { maxFramesInFlight: 1000 } });
+    worker = started.worker;
+    const c = client(`${started.ws}/ws`, { transports: ['long-polling'] });
+    c.connect();
+    await c.ready();
+    const acks = await Promise.all(Array.from({ length: 180 }, (_, i) => c.publish('room:burst', i)));
+    expect(acks.map((a) => a.offset)).to.deep.equal(Array.from({ length: 180 }, (_, i) => i + 1));
+  });
+
   it('falls back to SSE after `fallbackAfter` refused upgrades, and with no WebSocket at all', async () => {
     const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
     proxies.push(proxy);

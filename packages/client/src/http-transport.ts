@@ -32,6 +32,11 @@ export type EventSourceConstructor = new (url: string) => EventSourceLike;
 /** `readyState` of an EventSource that gave up (a non-200 answer, or closed). */
 const EVENT_SOURCE_CLOSED = 2;
 
+/** Frames per `POST /emit`: the server's default `HERALD_HTTP_MAX_EMIT_FRAMES`. */
+const MAX_EMIT_FRAMES = 100;
+/** Characters per `POST /emit` body, under the server's default bound (4 × 64 KiB + 1 KiB). */
+const MAX_EMIT_CHARS = 128 * 1024;
+
 /** `url` with `session=` added to its query. */
 function withSession(url: string, session: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}session=${encodeURIComponent(session)}`;
@@ -100,8 +105,13 @@ abstract class HttpSessionTransport implements ClientTransport {
     // Frames sent in the same turn of the event loop leave in one request.
     await Promise.resolve();
     while (this.#batch.length > 0 && !this.#ended) {
-      const body = `[${this.#batch.join(',')}]`;
-      this.#batch = [];
+      // Within the server's default bounds of one POST /emit (HERALD_HTTP_MAX_EMIT_FRAMES, 100;
+      // a body of 4 × HERALD_MAX_MESSAGE_BYTES): the rest leaves in the next request.
+      let take = 0;
+      let bytes = 2;
+      while (take < this.#batch.length && take < MAX_EMIT_FRAMES && (take === 0 || bytes + this.#batch[take]!.length < MAX_EMIT_CHARS)) bytes += this.#batch[take++]!.length + 1;
+      const body = `[${this.#batch.slice(0, take).join(',')}]`;
+      this.#batch = this.#batch.slice(take);
       let status: number;
       try {
         status = (await this.request(withSession(this.init.emitUrl, this.session!), { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status;
