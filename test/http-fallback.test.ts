@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { decodeBinaryFrame, encodeBinaryFrame, formatEventId, formatSessionId, fromBase64, toBase64, parseEventId, sessionOwner } from '@herald/protocol';
-import { Authenticator, TokenVerifier, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import { Authenticator, MemoryBroker, TokenVerifier, type HeraldWorker, type WorkerOptions } from '@herald/server';
 import { TestClient, startInProcess, eventually, hsToken, TEST_SECRET } from './helpers/index.js';
 import { HttpTestClient } from './helpers/http-session.js';
 
@@ -183,6 +183,23 @@ describe('worker: HTTP fallback /sse, /poll, /emit (memory broker)', () => {
       await c.waitUntil(() => c.closeFrame, 5000, 'close frame');
       expect(c.closeFrame).to.deep.equal({ code: 1001, reason: 'going away' });
       expect(worker.http.size).to.equal(0);
+    });
+  });
+
+  describe('drain of a balancer', () => {
+    it('closes with 1001 the sessions opened through that balancer, and no other', async () => {
+      const broker = new MemoryBroker();
+      await start({ broker });
+      const via = await open('sse', '', { 'x-herald-balancer': 'bal-1' });
+      const other = await open('poll', '', { 'x-herald-balancer': 'bal-2' });
+      const direct = await open('poll');
+      await via.waitFrame((f) => f.type === 'welcome');
+      await broker.command({ kind: 'drain-balancer', balancer: 'bal-1', spreadMs: 0 });
+      await via.waitUntil(() => via.closeFrame, 5000, 'close frame');
+      expect(via.closeFrame).to.deep.equal({ code: 1001, reason: 'balancer going away' });
+      await eventually(() => expect(worker.http.size).to.equal(2));
+      expect(other.closeFrame).to.equal(undefined);
+      expect(direct.closeFrame).to.equal(undefined);
     });
   });
 

@@ -332,6 +332,8 @@ export class Balancer {
     const path = (req.url ?? '/').split('?', 1)[0];
     // Only the balancer may tag a request with its id (see handleUpgrade).
     delete req.headers[BALANCER_HEADER];
+    // HTTP fallback sessions opened through this balancer are drained with it, like its tunnels.
+    if (path === '/sse' || path === '/poll') req.headers[BALANCER_HEADER] = this.config.balancerId;
     if (handleOps(path, res, this.ops)) return;
     if (path === STATUS_PATH) {
       const body = JSON.stringify(this.status());

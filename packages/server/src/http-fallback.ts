@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CloseCode, ErrorCode, HttpErrorCode, encodeHttpClose, formatSessionId, fromBase64, parseEventId, sessionOwner } from '@herald/protocol';
-import { clientAddress, redactUrl, sendError, type IpConnectionLimit, type Logger, type TrustedProxies } from '@herald/shared';
+import { balancerTag, clientAddress, redactUrl, sendError, type IpConnectionLimit, type Logger, type TrustedProxies } from '@herald/shared';
 import type { Authenticator } from './auth.js';
 import type { Broker } from './broker.js';
 import { HttpTransport, type HttpTransportLimits, type PollReply } from './http-transport.js';
@@ -10,6 +10,7 @@ import type { OriginPolicy } from './origin.js';
 import type { TokenBucket } from './rate-limit.js';
 import { Session, type SessionDeps } from './session.js';
 import { isForwardCommand, type ForwardCommand, type ForwardReply } from './http-forward.js';
+import { BalancerConnections } from './balancer-connections.js';
 
 /** Options of the HTTP fallback (SPEC §9); every field has a default. */
 export interface HttpFallbackOptions extends HttpTransportLimits {
@@ -67,6 +68,8 @@ const NOT_FOUND: Outcome = { status: 404, body: JSON.stringify({ error: { code: 
 export class HttpFallback {
   private readonly transports = new Map<string, HttpTransport>();
   private readonly sessions = new Map<string, Session>();
+  /** Sessions by the balancer instance their first request came through (`X-Herald-Balancer`). */
+  readonly viaBalancer = new BalancerConnections<Session>();
   private readonly pending = new Map<string, { resolve(outcome: Outcome): void; timer: NodeJS.Timeout }>();
   private nextRequest = 0;
 
@@ -169,7 +172,9 @@ export class HttpFallback {
     }
     const id = formatSessionId(host.nodeId, randomBytes(12).toString('base64url'));
     const deps = host.sessionDeps();
-    const transport = new HttpTransport(id, mode, { ...this.opts, heartbeatMs: this.opts.heartbeatMs, replayBytes: this.opts.replayBytes }, (t) => {
+    const transport = new HttpTransport(id, mode, this.opts, (t) => {
+      const gone = this.sessions.get(t.id);
+      if (gone) this.viaBalancer.remove(gone);
       this.transports.delete(t.id);
       this.sessions.delete(t.id);
       release();
@@ -179,6 +184,8 @@ export class HttpFallback {
     const session = new Session(transport, auth.identity, { ...deps, endpoint: mode }, { awaitingAuth: auth.awaitingAuth });
     this.transports.set(id, transport);
     this.sessions.set(id, session);
+    const balancer = balancerTag(req);
+    if (balancer !== undefined) this.viaBalancer.add(session, balancer);
     session.start();
     return { transport, session };
   }

@@ -233,9 +233,9 @@ export class HeraldWorker {
    */
   private drainBalancer(balancer: string, spreadMs: number): void {
     const sockets = this.viaBalancer.of(balancer);
-    this.log.info({ balancer, connections: sockets.length, spreadMs }, 'draining the connections of a balancer');
-    if (sockets.length === 0) return;
-    const targets = sockets.map((ws) => this.sessions.get(ws) ?? ws);
+    const targets = [...sockets.map((ws) => this.sessions.get(ws) ?? ws), ...this.http.viaBalancer.of(balancer)];
+    this.log.info({ balancer, connections: targets.length, spreadMs }, 'draining the connections of a balancer');
+    if (targets.length === 0) return;
     closeInBatches(targets, { code: CloseCode.GoingAway, reason: 'balancer going away', spreadMs }).catch((err: unknown) =>
       this.log.error({ err }, 'balancer drain failed'),
     );
