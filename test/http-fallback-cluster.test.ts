@@ -58,6 +58,15 @@ describe('cluster: HTTP fallback without stickiness (redis-server, two worker pr
     expect((got[1]!.members as Array<{ user: string }>).map((m) => m.user).sort()).to.deep.equal(['alice', 'bob']);
   });
 
+  it('holds a forwarded poll for HERALD_POLL_HOLD_MS (2 s here), then answers it empty', async () => {
+    const [w0, w1] = cluster.workers as [(typeof cluster.workers)[0], (typeof cluster.workers)[0]];
+    const first = (await fetch(`${w0.url}/poll`).then((r) => r.json())) as { session: string; last: number };
+    const t0 = Date.now();
+    const held = (await fetch(`${w1.url}/poll?session=${first.session}&ack=${first.last}`).then((r) => r.json())) as { frames: unknown[] };
+    expect(held.frames).to.deep.equal([]);
+    expect(Date.now() - t0).to.be.within(1500, 8000);
+  });
+
   it('answers 404 at once for a session whose owner is not listening', async () => {
     const t0 = Date.now();
     const res = await fetch(`${cluster.workers[0]!.url}/emit?session=w9~AAAAAAAAAAAAAAAA`, { method: 'POST', body: '[{"type":"ping"}]' });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { decodeBinaryFrame, encodeBinaryFrame, formatEventId, formatSessionId, fromBase64, toBase64, parseEventId, sessionOwner } from '@herald/protocol';
-import { Authenticator, MemoryBroker, TokenVerifier, type HeraldWorker, type WorkerOptions } from '@herald/server';
+import { Authenticator, MemoryBroker, TokenVerifier, loadConfig, type HeraldWorker, type WorkerOptions } from '@herald/server';
 import { TestClient, startInProcess, eventually, hsToken, TEST_SECRET } from './helpers/index.js';
 import { HttpTestClient } from './helpers/http-session.js';
 
@@ -274,5 +274,15 @@ describe('protocol: HTTP fallback helpers', () => {
     expect(parseEventId(formatEventId(id, 42))).to.deep.equal({ session: id, seq: 42 });
     for (const bad of ['', 'nonode', '~AAAAAAAAAAAA', 'w1~short', 'w 1~AAAAAAAAAAAA', 42, null]) expect(sessionOwner(bad)).to.equal(undefined);
     for (const bad of [`${id}:`, `${id}:-1`, `${id}:1.5`, 'x:1', undefined]) expect(parseEventId(bad)).to.equal(undefined);
+  });
+});
+
+describe('config: HTTP fallback variables', () => {
+  it('reads them with their defaults, and refuses invalid values naming the variable', () => {
+    expect(loadConfig({}).http).to.deep.equal({ pollHoldMs: 25_000, idleMs: 30_000, maxEmitFrames: 100, forwardTimeoutMs: 5000, replayBytes: 65_536 });
+    expect(loadConfig({ HERALD_POLL_HOLD_MS: '2000', HERALD_HTTP_SESSION_IDLE_MS: '5000', HERALD_SSE_REPLAY_BYTES: '0' }).http).to.include({ pollHoldMs: 2000, idleMs: 5000, replayBytes: 0 });
+    for (const [name, value] of [['HERALD_POLL_HOLD_MS', 'soon'], ['HERALD_HTTP_SESSION_IDLE_MS', '10'], ['HERALD_HTTP_MAX_EMIT_FRAMES', '0']]) {
+      expect(() => loadConfig({ [name!]: value }), name).to.throw(new RegExp(name!));
+    }
   });
 });
