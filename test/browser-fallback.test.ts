@@ -3,6 +3,8 @@ import type { Page } from 'playwright-core';
 import { createTestCa, eventually, hasNginx, startNginx, startRedis, startWorker, type TestCa, type TestNginx, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { startBalancer, type BalancerProcess } from './helpers/balancer.js';
 import { launchChromium, type LaunchedBrowser } from './helpers/chromium.js';
+import { Client } from '@herald/client';
+import { WebSocket } from 'ws';
 
 /** Run in the page before any script: the browser has no WebSocket (as behind a proxy that strips it). */
 const REMOVE_WEBSOCKET = () => {
@@ -130,4 +132,75 @@ describe('browser: HTTP fallback through the shipped nginx config (real nginx wi
     for (const p of browser.context.pages()) await p.close();
     expect(pageErrors).to.deep.equal([]);
   });
+});
+
+describe('browser: recovery over the fallbacks across a worker SIGKILL (redis, 2 workers, herald-balancer, Chromium)', function () {
+  this.timeout(120_000);
+  let browser: LaunchedBrowser;
+  let redis: TestRedis;
+  let workers: WorkerProcess[] = [];
+  let balancer: BalancerProcess | undefined;
+  let publisher: Client | undefined;
+
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  beforeEach(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, HERALD_DRAIN_MS: '1000', HERALD_LEASE_MS: '3000' };
+    workers = await Promise.all([startWorker(env), startWorker(env)]);
+    balancer = await startBalancer({ HERALD_WORKERS: workers.map((w) => `127.0.0.1:${w.port}`).join(',') });
+    await eventually(async () => expect((await balancer!.status()).healthy).to.equal(2), { timeout: 10_000 });
+  });
+  afterEach(async () => {
+    publisher?.close();
+    for (const p of browser.context.pages()) await p.close();
+    await balancer?.stop('SIGKILL');
+    await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+    await redis?.stop('SIGKILL');
+  });
+
+  for (const transport of ['sse', 'long-polling'] as const) {
+    it(`a page without WebSocket on ${transport} (${transport === 'sse' ? 'EventSource' : 'fetch'}) loses nothing of a history channel`, async () => {
+      const page = await browser.context.newPage();
+      await page.addInitScript(REMOVE_WEBSOCKET);
+      await page.goto(`${balancer!.url}/?user=erin&sid=erin&room=elsewhere`);
+      await page.waitForSelector('#badge[data-state="connected"]', { timeout: 20_000 });
+      // The page's own Herald client (from /client.js), counting what it receives.
+      // A string, not a function: tsx would add its `__name` helper to a function, which the page lacks.
+      const node = (await page.evaluate(`(async () => {
+        window.got = [];
+        const c = new Herald.Client('/ws', { transports: [${JSON.stringify(transport)}], params: { sid: 'erin-count' }, minReconnectDelay: 200, maxReconnectDelay: 1000 });
+        c.on('error', () => undefined);
+        const sub = c.subscribe('room:kill', { onMessage: (m) => window.got.push(m.data.n) });
+        c.connect();
+        window.hc = c;
+        const welcome = await c.ready(20000);
+        await sub.ready();
+        return welcome.node;
+      })()`)) as string;
+      expect(await page.evaluate(() => (window as unknown as { hc: { transport: string } }).hc.transport)).to.equal(transport);
+      const other = workers.find((w) => w.node !== node)!;
+      publisher = new Client(`${other.wsUrl}/ws`, { WebSocket });
+      publisher.on('error', () => undefined);
+      publisher.connect();
+      await publisher.ready();
+      const got = () => page.evaluate(() => (window as unknown as { got: number[] }).got);
+      const total = 40;
+      for (let n = 1; n <= total; n++) {
+        await publisher.publish('room:kill', { n });
+        if (n === 10) {
+          await eventually(async () => expect(await got()).to.have.length(10), { timeout: 10_000 });
+          await workers.find((w) => w.node === node)!.stop('SIGKILL');
+        }
+      }
+      await eventually(async () => expect(await got()).to.have.length(total), { timeout: 30_000, interval: 200 });
+      expect(await got()).to.deep.equal(Array.from({ length: total }, (_, i) => i + 1));
+      const after = (await page.evaluate('({ node: window.hc.welcome && window.hc.welcome.node, transport: window.hc.transport })')) as { node?: string; transport: string };
+      expect(after).to.deep.equal({ node: other.node, transport });
+    });
+  }
 });
