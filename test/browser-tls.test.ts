@@ -17,7 +17,7 @@ describe('demo app over https in Chromium (worker process with TLS)', function (
   before(async () => {
     ca = createTestCa();
     cert = ca.issue('worker-browser');
-    browser = await launchChromium([`--ignore-certificate-errors-spki-list=${cert.spki}`]);
+    browser = await launchChromium({ extraArgs: [`--ignore-certificate-errors-spki-list=${cert.spki}`] });
     worker = await startWorker({ HERALD_TLS_CERT: cert.certFile, HERALD_TLS_KEY: cert.keyFile, HERALD_DRAIN_MS: '1000' });
   });
   after(async () => {

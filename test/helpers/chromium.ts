@@ -18,13 +18,16 @@ export interface LaunchedBrowser {
  * Launches Debian's Chromium through playwright-core with the flags from the project's rules
  * (headless, no sandbox as root, no background traffic) and a fresh user data dir (mkdtemp).
  * playwright refuses `--user-data-dir` in `args`; a persistent context is how it takes one.
- * `extraArgs` are appended (e.g. `--ignore-certificate-errors-spki-list=<hash>` to trust a test certificate).
+ * `extraArgs` are appended (e.g. `--ignore-certificate-errors-spki-list=<hash>` to trust one test
+ * certificate); `ignoreHTTPSErrors` accepts any certificate (default false).
  */
-export async function launchChromium(extraArgs: string[] = []): Promise<LaunchedBrowser> {
+export async function launchChromium({ extraArgs = [] as string[], ignoreHTTPSErrors = false } = {}): Promise<LaunchedBrowser> {
   const profile = await mkdtemp(join(tmpdir(), 'herald-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
+    // For pages served by a test's own CA (nginx's TLS server): the certificate is not in the profile's store.
+    ignoreHTTPSErrors,
     args: [
       '--headless',
       '--no-sandbox',

@@ -102,7 +102,12 @@ export class Balancer {
     // Errors of calls with a callback go to the callback; this catches anything else.
     this.proxy.on('error', (error: Error) => this.logger.warn({ err: errorCode(error) }, 'proxy error'));
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => this.tunnelBySocket.get(socket)?.attach(proxyReq));
-    this.proxy.on('proxyRes', (proxyRes, req) => {
+    this.proxy.on('proxyRes', (proxyRes, req, res) => {
+      // A response cut off upstream (the worker died mid-stream: an SSE stream, a long body) must
+      // not hang open toward the client: http-proxy's pipe never ends it, so it is cut off too.
+      proxyRes.once('close', () => {
+        if (!proxyRes.complete) res.destroy();
+      });
       const cookie = this.cookieToSet.get(req);
       if (cookie === undefined) return;
       const prior = proxyRes.headers['set-cookie'] ?? [];
@@ -357,6 +362,8 @@ export class Balancer {
     const path = (req.url ?? '/').split('?', 1)[0];
     // Only the balancer may tag a request with its id (see handleUpgrade).
     delete req.headers[BALANCER_HEADER];
+    // HTTP fallback sessions opened through this balancer are drained with it, like its tunnels.
+    if (path === '/sse' || path === '/poll') req.headers[BALANCER_HEADER] = this.config.balancerId;
     if (handleOps(path, res, this.ops)) return;
     if (path === STATUS_PATH) {
       const body = JSON.stringify(this.status());

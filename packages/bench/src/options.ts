@@ -55,6 +55,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [options]
+       herald-bench transports [options]    (a scenario name is the same as --scenarios NAME)
 
   --quick               small sizes and short windows (< 2 minutes)
   --scenarios LIST      comma-separated subset (default: all)
@@ -67,6 +68,9 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   conns:  --idle-conns N (10000) --ramp N per second (4000)
   proxy:  --proxy-workers N (2) --tls (wss to nginx and herald-balancer; TLS ends there)
   scale:  --scale-conns N (100000, quick 6000) --scale-workers N (6); not in the default list
+  transports: WebSocket vs SSE vs long-polling on one worker: bytes per message each way, p50/p99 at
+          the first of --rates, CPU µs/msg, highest rate within --p99-limit, memory per idle session
+          (--idle-conns, at most 500); not in the default list
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
   --plot                also write bench-<time>.svg: fan-out p99 vs publish rate per target
@@ -74,9 +78,11 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
 
 /** Parses the command line (`--help` prints usage and exits). */
 export function parseOptions(argv: string[]): BenchOptions {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
     strict: true,
+    // `herald-bench transports` is `herald-bench --scenarios transports`.
+    allowPositionals: true,
     options: {
       help: { type: 'boolean', short: 'h' },
       quick: { type: 'boolean' },
@@ -116,8 +122,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${v}`);
     return n;
   };
-  const scenarios = (values.scenarios ?? 'echo,fanout,conns,proxy').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy', 'scale'].includes(s)) throw new Error(`unknown scenario ${s}`);
+  const scenarios = (values.scenarios ?? (positionals.length > 0 ? positionals.join(',') : 'echo,fanout,conns,proxy')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy', 'scale', 'transports'].includes(s)) throw new Error(`unknown scenario ${s}`);
   // Quick: fewer, wider steps so every scenario fits in two minutes.
   const rates = (values.rates ?? (quick ? '25,100,400,1600' : '25,50,100,200,400,800,1600,3200')).split(',').map((r) => num('rates', r, 0, 1));
   return {

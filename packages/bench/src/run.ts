@@ -11,6 +11,7 @@ import { fanoutScenario } from './scenarios/fanout.js';
 import { connsScenario } from './scenarios/conns.js';
 import { proxyScenario } from './scenarios/proxy.js';
 import { scaleScenario } from './scenarios/scale.js';
+import { transportsScenario } from './scenarios/transports.js';
 
 const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   echo: echoScenario,
@@ -18,6 +19,7 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   conns: connsScenario,
   proxy: proxyScenario,
   scale: scaleScenario,
+  transports: transportsScenario,
 };
 
 /**

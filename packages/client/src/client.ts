@@ -31,8 +31,10 @@ import { PendingRequests } from './pending-requests.js';
 import { PingWatchdog } from './ping-watchdog.js';
 import { State, type StateChange } from './state.js';
 import { Subscription, type PublishResult, type SubscribeHandlers, type SubscriptionHost } from './subscription.js';
-import { CLIENT_TIMEOUT, Transport } from './transport.js';
-import { buildUrl } from './url.js';
+import { CLIENT_TIMEOUT, Transport, type ClientTransport, type TransportName } from './transport.js';
+import { PollTransport, SseTransport, type HttpTransportInit } from './http-transport.js';
+import { WebSocketProbe } from './websocket-probe.js';
+import { buildHttpUrl, buildUrl } from './url.js';
 
 /** A direct message (`send`) received from another user. */
 export interface DirectMessage {
@@ -84,7 +86,13 @@ export class Client extends Emitter<ClientEvents> {
   #state: State = State.Disconnected;
   /** Generation of the current attempt; every callback checks it (STYLE: old transports are ignored). */
   #generation = 0;
-  #transport: Transport | undefined;
+  #transport: ClientTransport | undefined;
+  /** Index in `transports` of the transport attempts use now. */
+  #transportIndex = 0;
+  /** Attempts in a row on the current transport that failed before their `welcome`. */
+  #failures = 0;
+  #probe: WebSocketProbe | undefined;
+  #probeTimer: ReturnType<typeof setTimeout> | undefined;
   #welcome: WelcomeFrame | undefined;
   #token: string | undefined;
   #attempt = 0;
@@ -137,6 +145,11 @@ export class Client extends Emitter<ClientEvents> {
     return this.#state === State.Connected ? this.#welcome : undefined;
   }
 
+  /** The transport of the current (or next) attempt: `websocket`, `sse` or `long-polling`. */
+  get transport(): TransportName {
+    return this.#options.transports[this.#transportIndex]!;
+  }
+
   /** Number of requests waiting in the offline queue. */
   get queued(): number {
     return this.#queue.size;
@@ -146,6 +159,8 @@ export class Client extends Emitter<ClientEvents> {
   connect(): void {
     if (this.#state !== State.Disconnected) return;
     this.#attempt = 0;
+    this.#transportIndex = 0;
+    this.#failures = 0;
     this.#startAttempt();
   }
 
@@ -359,24 +374,55 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   #open(generation: number): void {
-    const { tokenTransport, params, WebSocket } = this.#options;
-    const token = this.#token;
-    let url: string;
-    let protocols: string[] | undefined;
+    const handlers = {
+      open: () => this.#onOpen(generation),
+      text: (text: string) => this.#onText(generation, text),
+      binary: (bytes: Uint8Array) => this.#onBinary(generation, bytes),
+      close: (code: number, reason: string) => this.#transportLost(generation, code, reason),
+    };
     try {
-      url = buildUrl(this.#url, params, token !== undefined && tokenTransport === 'query' ? token : undefined);
-      if (token !== undefined && tokenTransport === 'protocol') protocols = [HERALD_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token];
-      this.#transport = new Transport(generation, WebSocket, url, protocols, {
-        open: () => this.#onOpen(generation),
-        text: (text) => this.#onText(generation, text),
-        binary: (bytes) => this.#onBinary(generation, bytes),
-        close: (code, reason) => this.#transportLost(generation, code, reason),
-      });
+      const name = this.transport;
+      if (name === 'websocket') {
+        const { url, protocols } = this.#webSocketTarget();
+        this.#transport = new Transport(generation, this.#options.WebSocket!, url, protocols, handlers);
+      } else {
+        const init = this.#httpInit(name === 'sse' ? 'sse' : 'poll');
+        this.#transport = name === 'sse' ? new SseTransport(generation, init, handlers) : new PollTransport(generation, init, handlers);
+      }
     } catch (error) {
       // The constructor throws synchronously on e.g. an invalid subprotocol; count it as a failed attempt.
       const message = error instanceof Error ? error.message : String(error);
       queueMicrotask(() => this.#transportLost(generation, 1006, message));
     }
+  }
+
+  /** URL and subprotocols of a WebSocket attempt (or probe). */
+  #webSocketTarget(): { url: string; protocols?: string[] } {
+    const { tokenTransport, params } = this.#options;
+    const token = this.#token;
+    const url = buildUrl(this.#url, params, token !== undefined && tokenTransport === 'query' ? token : undefined);
+    if (token !== undefined && tokenTransport === 'protocol') return { url, protocols: [HERALD_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token] };
+    return { url };
+  }
+
+  /**
+   * URLs and headers of an HTTP fallback attempt. The token goes as configured, except that
+   * `protocol` (a WebSocket-only place) becomes an `Authorization` header for `fetch` and
+   * `?token=` for an EventSource, which cannot send headers.
+   */
+  #httpInit(endpoint: 'sse' | 'poll'): HttpTransportInit {
+    const { tokenTransport, params, fetch, EventSource } = this.#options;
+    const token = this.#token;
+    const eventSource = endpoint === 'sse' ? EventSource : undefined;
+    const inQuery = token !== undefined && (tokenTransport === 'query' || (tokenTransport === 'protocol' && eventSource !== undefined));
+    const headers: Record<string, string> = token !== undefined && tokenTransport === 'protocol' && !inQuery ? { authorization: `Bearer ${token}` } : {};
+    return {
+      url: buildHttpUrl(this.#url, endpoint, params, inQuery ? token : undefined),
+      emitUrl: buildHttpUrl(this.#url, 'emit', params),
+      headers,
+      fetch: fetch!,
+      EventSource: eventSource,
+    };
   }
 
   #onOpen(generation: number): void {
@@ -433,9 +479,11 @@ export class Client extends Emitter<ClientEvents> {
     this.#connectTimer = undefined;
     this.#welcome = frame;
     this.#attempt = 0;
+    this.#failures = 0;
     this.#setState(State.Connected);
     if (this.#state !== State.Connected) return; // a state listener closed the client
     this.#watchdog.start();
+    this.#scheduleProbe();
     this.emit('welcome', frame);
     // Subscriptions first, so that queued publishes to those channels are seen by this connection too.
     for (const sub of this.#subs.values()) sub._connected();
@@ -445,6 +493,11 @@ export class Client extends Emitter<ClientEvents> {
   /** Every end of a transport comes here; decides between reconnecting and stopping. */
   #transportLost(generation: number, code: number, reason: string): void {
     if (generation !== this.#generation || this.#state === State.Disconnected) return;
+    // An attempt that never got its welcome counts toward falling back to the next transport.
+    if (this.#state === State.Connecting && ++this.#failures >= this.#options.fallbackAfter && this.#transportIndex + 1 < this.#options.transports.length) {
+      this.#transportIndex++;
+      this.#failures = 0;
+    }
     this.#teardown(code, reason);
     const advice = reconnectAdvice(code);
     if (advice === 'stop') return this.#stop(code, reason);
@@ -474,6 +527,7 @@ export class Client extends Emitter<ClientEvents> {
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.#watchdog.stop();
+    this.#stopProbe();
     const transport = this.#transport;
     this.#transport = undefined;
     if (transport) {
@@ -497,12 +551,51 @@ export class Client extends Emitter<ClientEvents> {
     this.#setState(State.Disconnected, { code, reason });
   }
 
-  /** The one place the state changes; emits `state` with `{oldState, newState}` and the details. */
-  #setState(newState: State, details: Omit<StateChange, 'oldState' | 'newState'> = {}): boolean {
+  /** The one place the state changes; emits `state` with `{oldState, newState}`, the transport and the details. */
+  #setState(newState: State, details: Omit<StateChange, 'oldState' | 'newState' | 'transport'> = {}): boolean {
     const oldState = this.#state;
     if (oldState === newState) return false;
     this.#state = newState;
-    this.emit('state', { oldState, newState, ...details });
+    this.emit('state', { oldState, newState, transport: this.transport, ...details });
     return true;
+  }
+
+  // ---- probing back up to WebSocket ------------------------------------------------------
+
+  /** On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of this one). */
+  #scheduleProbe(): void {
+    const ws = this.#options.transports.indexOf('websocket');
+    if (this.#options.probeInterval <= 0 || ws < 0 || ws >= this.#transportIndex) return;
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      if (this.#state !== State.Connected) return;
+      const { url, protocols } = this.#webSocketTarget();
+      const generation = this.#generation;
+      this.#probe = new WebSocketProbe(this.#options.WebSocket!, url, protocols, this.#options.connectTimeout, (ok) => {
+        this.#probe = undefined;
+        if (generation !== this.#generation || this.#state !== State.Connected) return;
+        if (ok && this.#pending.size === 0) this.#upgrade(ws);
+        else this.#scheduleProbe();
+      });
+    }, this.#options.probeInterval);
+  }
+
+  #stopProbe(): void {
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
+    this.#probe?.cancel();
+    this.#probe = undefined;
+  }
+
+  /**
+   * A WebSocket works again: ends the fallback session and reconnects over WebSocket at once.
+   * Only done with no request in flight, so none is failed by the switch; subscriptions resume
+   * from their positions, so history channels lose nothing.
+   */
+  #upgrade(index: number): void {
+    this.#teardown(CloseCode.Normal, 'upgrading to websocket', true);
+    this.#transportIndex = index;
+    this.#failures = 0;
+    this.#startAttempt();
   }
 }

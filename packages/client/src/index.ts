@@ -14,3 +14,5 @@ export * from './errors/queue-full-error.js';
 export * from './errors/unauthorized-error.js';
 export { CloseCode, ErrorCode, reconnectAdvice } from '@herald/protocol';
 export type { PresenceMember, WelcomeFrame, StreamPosition, ReconnectAdvice } from '@herald/protocol';
+export type { TransportName } from './transport.js';
+export type { FetchLike, EventSourceConstructor, EventSourceLike } from './http-transport.js';

@@ -1,4 +1,6 @@
 import type { WebSocketConstructor } from './websocket-like.js';
+import type { TransportName } from './transport.js';
+import type { EventSourceConstructor, FetchLike } from './http-transport.js';
 
 /** How the token reaches the worker (SPEC §4). */
 export type TokenTransport = 'query' | 'protocol' | 'frame';
@@ -72,6 +74,34 @@ export interface ClientOptions {
    */
   maxQueue?: number;
   /**
+   * Transports to use, in order of preference: `websocket` (`/ws`), `sse` (`GET /sse` plus
+   * `POST /emit`) and `long-polling` (`GET /poll` plus `POST /emit`). The client starts with the
+   * first available one (`websocket` needs a WebSocket constructor, the others `fetch`) and moves
+   * to the next after {@link fallbackAfter} failed attempts in a row.
+   * @default ['websocket', 'sse', 'long-polling']
+   */
+  transports?: TransportName[];
+  /**
+   * Failed attempts in a row (closed or timed out before the `welcome` frame) after which the
+   * client falls back to the next transport of {@link transports}.
+   * @default 2
+   */
+  fallbackAfter?: number;
+  /**
+   * While connected on a fallback, the client tries a WebSocket this often (a probe beside the
+   * working connection); when one opens, it reconnects over WebSocket and its subscriptions resume
+   * from their positions (`since`), so history channels lose nothing. 0 turns probing off.
+   * @default 30000
+   */
+  probeInterval?: number;
+  /** `fetch` for the HTTP fallback transports. @default globalThis.fetch */
+  fetch?: FetchLike;
+  /**
+   * The EventSource constructor for `sse`; `null` streams with `fetch` instead (what Node does).
+   * @default globalThis.EventSource
+   */
+  EventSource?: EventSourceConstructor | null;
+  /**
    * Random source of the backoff jitter, in [0, 1). Tests can make it deterministic.
    * @default Math.random
    */
@@ -79,13 +109,30 @@ export interface ClientOptions {
 }
 
 /** {@link ClientOptions} with every default applied. */
-export type ResolvedOptions = Required<Omit<ClientOptions, 'WebSocket' | 'token' | 'getToken' | 'params'>> &
-  Pick<ClientOptions, 'token' | 'getToken'> & { WebSocket: WebSocketConstructor; params: Record<string, string> };
+export type ResolvedOptions = Required<Omit<ClientOptions, 'WebSocket' | 'token' | 'getToken' | 'params' | 'fetch' | 'EventSource'>> &
+  Pick<ClientOptions, 'token' | 'getToken'> & {
+    WebSocket?: WebSocketConstructor;
+    params: Record<string, string>;
+    fetch?: FetchLike;
+    EventSource?: EventSourceConstructor;
+  };
 
-/** Applies the defaults; throws a `TypeError` when no WebSocket constructor can be found. */
+const TRANSPORTS: readonly TransportName[] = ['websocket', 'sse', 'long-polling'];
+
+/**
+ * Applies the defaults; throws a `TypeError` on an unknown transport, or when none of the
+ * transports can run (no WebSocket constructor and no `fetch`).
+ */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (!Ctor) throw new TypeError('no WebSocket constructor: pass { WebSocket } (e.g. from the "ws" package) in Node');
+  const fetchFn = options.fetch ?? (typeof globalThis.fetch === 'function' ? globalThis.fetch.bind(globalThis) : undefined);
+  const EventSourceCtor = options.EventSource === null ? undefined : (options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource);
+  const transports = options.transports ?? [...TRANSPORTS];
+  if (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => !TRANSPORTS.includes(t))) {
+    throw new TypeError(`option transports must be a non-empty list of ${TRANSPORTS.join(', ')}`);
+  }
+  const usable = transports.filter((t) => (t === 'websocket' ? Ctor !== undefined : fetchFn !== undefined));
+  if (usable.length === 0) throw new TypeError('no usable transport: pass { WebSocket } (e.g. from the "ws" package), or use an HTTP fallback transport where fetch exists');
   const num = (v: number | undefined, d: number, name: string): number => {
     if (v === undefined) return d;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`option ${name} must be a number >= 0`);
@@ -94,6 +141,11 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const minReconnectDelay = num(options.minReconnectDelay, 500, 'minReconnectDelay');
   return {
     WebSocket: Ctor,
+    fetch: fetchFn,
+    EventSource: EventSourceCtor,
+    transports: usable,
+    fallbackAfter: Math.max(1, num(options.fallbackAfter, 2, 'fallbackAfter')),
+    probeInterval: num(options.probeInterval, 30000, 'probeInterval'),
     token: options.token,
     getToken: options.getToken,
     tokenTransport: options.tokenTransport ?? 'query',

@@ -1,3 +1,5 @@
+import type { TransportName } from './transport.js';
+
 /**
  * Connection states of a {@link Client}. Transitions (every one goes through
  * `Client#setState`, which emits `state` with `{oldState, newState}`):
@@ -45,6 +47,8 @@ export type SubscriptionState = (typeof SubscriptionState)[keyof typeof Subscrip
 export interface StateChange {
   oldState: State;
   newState: State;
+  /** The transport of the attempt this change belongs to (`websocket`, `sse` or `long-polling`). */
+  transport: TransportName;
   /** The close code that caused the change, when a transport closed (1006 when the link died without one). */
   code?: number;
   /** Why: the close reason, or a short text for client-side causes (`ping timeout`, `connect timeout`). */

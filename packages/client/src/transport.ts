@@ -9,6 +9,29 @@ export interface TransportHandlers {
   close(code: number, reason: string): void;
 }
 
+/** Names of the transports, in the client's `transports` option. */
+export type TransportName = 'websocket' | 'sse' | 'long-polling';
+
+/**
+ * What the client needs of a transport, whatever carries it: a WebSocket ({@link Transport}) or an
+ * HTTP fallback session (`http-transport.ts`). Handlers are called only while it is attached.
+ */
+export interface ClientTransport {
+  readonly name: TransportName;
+  /** Generation number given by the client; increases with every attempt. */
+  readonly generation: number;
+  /** True while frames can be sent. */
+  readonly open: boolean;
+  /** Sends a text or binary frame; false when not open (the close event follows). */
+  send(data: string | Uint8Array): boolean;
+  /** Stops reporting events. */
+  detach(): void;
+  /** Detaches and ends the connection politely (a close frame, or ending the HTTP session). */
+  close(code: number, reason: string): void;
+  /** Detaches and drops the connection at once (a dead link). */
+  abandon(): void;
+}
+
 /** Code reported when the socket closed without a close frame (RFC 6455 §7.1.5). */
 export const ABNORMAL_CLOSURE = 1006;
 /** Code the client reports (never sends) when it drops a socket itself: connect or ping timeout. */
@@ -19,7 +42,8 @@ export const CLIENT_TIMEOUT = 4000;
  * compares it with its current one, and {@link detach} cuts the wiring, so a late `message`
  * or `close` of an old socket can never touch the state of a newer connection.
  */
-export class Transport {
+export class Transport implements ClientTransport {
+  readonly name = 'websocket' as const;
   #socket: WebSocketLike;
   #attached = true;
   #lastError = '';

@@ -6,3 +6,4 @@ export * from './json-depth.js';
 export * from './encode.js';
 export * from './binary.js';
 export * from './subprotocol.js';
+export * from './http-fallback.js';

@@ -1,5 +1,6 @@
 import type { PresenceMember, StreamPosition } from '@herald/protocol';
 import type { History } from './history.js';
+import type { ForwardCommand, ForwardReply } from './http-forward.js';
 
 /**
  * A message published to a channel: a JSON value or a binary payload. A JSON value travels as
@@ -44,9 +45,11 @@ export interface DirectMessage {
  * - `disconnect` (`POST /api/disconnect`): close every connection of `user`;
  * - `drain-balancer` (sent by herald-balancer on SIGTERM): close every connection that came
  *   through balancer `balancer` with 1001, in paced batches spread over `spreadMs` (default: half
- *   the worker's drain budget; never more than the whole budget).
+ *   the worker's drain budget; never more than the whole budget);
+ * - `http-emit` / `http-poll` / `http-reply` (node-addressed only): a request for an HTTP fallback
+ *   session forwarded to its owner, and the answer (`http-forward.ts`).
  */
-export type AdminCommand = { kind: 'disconnect'; user: string } | { kind: 'drain-balancer'; balancer: string; spreadMs?: number };
+export type AdminCommand = { kind: 'disconnect'; user: string } | { kind: 'drain-balancer'; balancer: string; spreadMs?: number } | ForwardCommand | ForwardReply;
 
 /** History settings for one publish: keep the last `size` messages for `ttlMs`. */
 export interface HistoryPolicy {

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from '@herald/protocol';
 import { DEFAULT_WRITE_BATCH, type WriteBatchOptions } from './write-coalescer.js';
 import type { AuthMode } from './auth.js';
 import { normalizeOrigin } from './origin.js';
+import { DEFAULT_HTTP_FALLBACK } from './http-fallback.js';
 
 
 /** Environment variables read by the worker, with their defaults. */
@@ -64,6 +65,11 @@ const EnvSchema = z.object({
   HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
   HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
+  HERALD_POLL_HOLD_MS: envInt(100, 600_000).default(DEFAULT_HTTP_FALLBACK.pollHoldMs),
+  HERALD_HTTP_SESSION_IDLE_MS: envInt(1000).default(DEFAULT_HTTP_FALLBACK.idleMs),
+  HERALD_HTTP_MAX_EMIT_FRAMES: envInt(1, 10_000).default(DEFAULT_HTTP_FALLBACK.maxEmitFrames),
+  HERALD_HTTP_FORWARD_TIMEOUT_MS: envInt(100).default(DEFAULT_HTTP_FALLBACK.forwardTimeoutMs),
+  HERALD_SSE_REPLAY_BYTES: envInt(0, 64 * 1024 * 1024).default(DEFAULT_HTTP_FALLBACK.replayBytes),
 });
 
 /** Contents of the `HERALD_CONFIG` JSON file. */
@@ -156,6 +162,14 @@ export interface WorkerConfig {
   tls?: TlsFiles;
   /** ioredis TLS options for a `rediss://` `REDIS_URL` with `HERALD_REDIS_CA`. @default {} */
   redisTls: { tls?: { ca: Buffer } };
+  /**
+   * The HTTP fallback (docs/protocol.md): how long a `GET /poll` is held (`HERALD_POLL_HOLD_MS`,
+   * default 25000), how long a session with nothing attached lives (`HERALD_HTTP_SESSION_IDLE_MS`,
+   * default 30000), frames per `POST /emit` (`HERALD_HTTP_MAX_EMIT_FRAMES`, default 100), and the
+   * wait for a forwarded request's answer (`HERALD_HTTP_FORWARD_TIMEOUT_MS`, default 5000), and the
+   * written SSE frames kept per session for a resume (`HERALD_SSE_REPLAY_BYTES`, default 65536).
+   */
+  http: { pollHoldMs: number; idleMs: number; maxEmitFrames: number; forwardTimeoutMs: number; replayBytes: number };
 }
 
 /**
@@ -237,5 +251,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     perMessageDeflate: e.HERALD_PER_MESSAGE_DEFLATE,
     namespaces,
     logLevel: e.LOG_LEVEL,
+    http: { pollHoldMs: e.HERALD_POLL_HOLD_MS, idleMs: e.HERALD_HTTP_SESSION_IDLE_MS, maxEmitFrames: e.HERALD_HTTP_MAX_EMIT_FRAMES, forwardTimeoutMs: e.HERALD_HTTP_FORWARD_TIMEOUT_MS, replayBytes: e.HERALD_SSE_REPLAY_BYTES },
   };
 }

@@ -36,3 +36,6 @@ export * from './origin.js';
 export * from './rate-limit.js';
 export * from './errors/token-error.js';
 export * from './errors/frame-error.js';
+export * from './http-transport.js';
+export * from './http-fallback.js';
+export * from './http-forward.js';

@@ -481,20 +481,24 @@ export class RedisBroker implements Broker {
     await this.send(this.keys.broadcast, encodeEnvelope({ type: 'command', node: this.nodeId, command }), 'command');
   }
 
-  /** Sends a command to one node only, through its node channel (this node: locally). */
-  async commandNode(node: string, command: AdminCommand): Promise<void> {
+  /**
+   * Sends a command to one node only, through its node channel (this node: locally). Resolves
+   * with the number of receivers (0: no such node listens), 1 for this node.
+   */
+  async commandNode(node: string, command: AdminCommand): Promise<number> {
     if (node === this.nodeId) {
       const handler = this.handler;
       queueMicrotask(() => handler?.onCommand(command));
-      return;
+      return 1;
     }
-    await this.send(this.keys.nodeChannel(node), encodeEnvelope({ type: 'command', node: this.nodeId, command }), 'command');
+    return this.send(this.keys.nodeChannel(node), encodeEnvelope({ type: 'command', node: this.nodeId, command }), 'command');
   }
 
-  private async send(channel: string, envelope: Buffer, what: string): Promise<void> {
+  /** Publishes an envelope; resolves with the number of receivers Redis counted. */
+  private async send(channel: string, envelope: Buffer, what: string): Promise<number> {
     if (!this.canPublish) throw new BrokerUnavailableError(`redis is unavailable; ${what} delivered on this node only`);
     try {
-      await this.pub.publish(channel, envelope);
+      return await this.pub.publish(channel, envelope);
     } catch (err) {
       throw toUnavailable(err, what, this.log);
     }

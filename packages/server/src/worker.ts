@@ -28,6 +28,8 @@ import { balancerTag, isBalancerId } from '@herald/shared';
 import { BalancerConnections } from './balancer-connections.js';
 import type { AdminCommand } from './broker.js';
 import { sendJson } from './http-util.js';
+import { DEFAULT_HTTP_FALLBACK, HttpFallback, type HttpFallbackOptions } from './http-fallback.js';
+import { isForwardKind } from './http-forward.js';
 import { IpConnectionLimit, clientAddress, createLogger, redactUrl, rejectUpgrade, sendError, TrustedProxies, type Logger, type TlsCredentials } from '@herald/shared';
 
 /** Options of a {@link HeraldWorker}; every field has a default. */
@@ -77,6 +79,8 @@ export interface WorkerOptions {
   tls?: TlsCredentials;
   /** Logger. @default pino at level "info" */
   log?: Logger;
+  /** The HTTP fallback (`/sse`, `/poll`, `/emit`). @default DEFAULT_HTTP_FALLBACK, with the worker's heartbeatMs and closeGraceMs */
+  http?: Partial<HttpFallbackOptions>;
 }
 
 /**
@@ -88,6 +92,8 @@ export class HeraldWorker {
   readonly hub: Hub;
   readonly metrics = new Metrics();
   readonly server: Server;
+  /** The HTTP fallback transports (SPEC §9): their sessions count as connections. */
+  readonly http: HttpFallback;
   private readonly broker: Broker;
   private readonly presence: Presence;
   private readonly log: Logger;
@@ -139,6 +145,23 @@ export class HeraldWorker {
     this.upgrades = new TokenBucket(upgradesPerSec, upgradesPerSec);
     this.hub = new Hub(this.broker, this.log);
     this.heartbeat = new Heartbeat(this.opts.heartbeatMs);
+    this.http = new HttpFallback(
+      {
+        nodeId: this.nodeId,
+        broker: this.broker,
+        authenticator: this.authenticator,
+        origins: this.origins,
+        upgrades: this.upgrades,
+        ipLimit: this.ipLimit,
+        trusted: this.trusted,
+        sessionDeps: () => this.deps(),
+        hasRoom: () => this.sockets.size + this.http.size < this.opts.maxConnections,
+        draining: () => this.draining,
+        maxMessageBytes: this.opts.maxMessageBytes,
+        log: this.log,
+      },
+      { ...DEFAULT_HTTP_FALLBACK, heartbeatMs: this.opts.heartbeatMs, closeGraceMs: this.limits.closeGraceMs, ...options.http },
+    );
     const { sockets, sessions, viaBalancer, log } = this;
     this.onSocketClose = function (this: WebSocket) {
       sockets.delete(this);
@@ -205,6 +228,7 @@ export class HeraldWorker {
 
   /** Carries out an admin command from the broker (fields are checked: it came over the network). */
   private onCommand(command: AdminCommand): void {
+    if (isForwardKind(command.kind)) return this.http.onForward(command);
     if (command.kind === 'disconnect' && typeof command.user === 'string') {
       const n = this.hub.disconnectUser(command.user, CloseCode.Policy, 'disconnected by admin');
       this.log.info({ user: command.user, connections: n }, 'admin disconnect');
@@ -223,9 +247,9 @@ export class HeraldWorker {
    */
   private drainBalancer(balancer: string, spreadMs: number): void {
     const sockets = this.viaBalancer.of(balancer);
-    this.log.info({ balancer, connections: sockets.length, spreadMs }, 'draining the connections of a balancer');
-    if (sockets.length === 0) return;
-    const targets = sockets.map((ws) => this.sessions.get(ws) ?? ws);
+    const targets = [...sockets.map((ws) => this.sessions.get(ws) ?? ws), ...this.http.viaBalancer.of(balancer)];
+    this.log.info({ balancer, connections: targets.length, spreadMs }, 'draining the connections of a balancer');
+    if (targets.length === 0) return;
     closeInBatches(targets, { code: CloseCode.GoingAway, reason: 'balancer going away', spreadMs }).catch((err: unknown) =>
       this.log.error({ err }, 'balancer drain failed'),
     );
@@ -275,6 +299,7 @@ export class HeraldWorker {
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
         return void res.end(await this.metrics.registry.metrics());
     }
+    if (await this.http.handle(req, res, url)) return;
     const api = { apiKey: this.opts.apiKey, broker: this.broker, presence: this.presence, namespaces: this.namespaces, metrics: this.metrics, maxBodyBytes: this.opts.maxMessageBytes + 1024 };
     if (await handleApi(req, res, url, api)) return;
     if (req.method === 'GET' || req.method === 'HEAD') {
@@ -321,7 +346,7 @@ export class HeraldWorker {
       return rejectUpgrade(socket, 403, HttpErrorCode.Forbidden, 'origin not allowed');
     }
     if (!this.upgrades.take()) return rejectUpgrade(socket, 503, HttpErrorCode.RateLimited, 'too many upgrades, retry', { 'Retry-After': '1' });
-    if (this.sockets.size >= this.opts.maxConnections) {
+    if (this.sockets.size + this.http.size >= this.opts.maxConnections) {
       return rejectUpgrade(socket, 503, HttpErrorCode.OverCapacity, 'too many connections', { 'Retry-After': '5' });
     }
     if (this.ipLimit.max > 0) {
@@ -351,24 +376,28 @@ export class HeraldWorker {
     }
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.track(ws, balancer);
-      this.sessionDeps ??= {
-        node: this.nodeId,
-        heartbeatMs: this.opts.heartbeatMs,
-        hub: this.hub,
-        broker: this.broker,
-        presence: this.presence,
-        history: this.broker,
-        namespaces: this.namespaces,
-        limits: this.limits,
-        metrics: this.metrics,
-        log: this.log,
-        auth: this.authenticator,
-      };
       // `socket` is the upgrade's TCP/TLS socket, the one ws writes to (for write coalescing).
       const transport = new WsTransport(ws, socket as Socket, this.limits.closeGraceMs);
-      const session = new Session(transport, auth.identity, this.sessionDeps, { awaitingAuth: auth.awaitingAuth });
+      const session = new Session(transport, auth.identity, this.deps(), { awaitingAuth: auth.awaitingAuth });
       this.sessions.set(ws, session); // removed by onSocketClose
       session.start();
+    });
+  }
+
+  /** What every session needs of this worker: one object, made on first use, shared by all sessions. */
+  private deps(): SessionDeps {
+    return (this.sessionDeps ??= {
+      node: this.nodeId,
+      heartbeatMs: this.opts.heartbeatMs,
+      hub: this.hub,
+      broker: this.broker,
+      presence: this.presence,
+      history: this.broker,
+      namespaces: this.namespaces,
+      limits: this.limits,
+      metrics: this.metrics,
+      log: this.log,
+      auth: this.authenticator,
     });
   }
 
@@ -398,11 +427,13 @@ export class HeraldWorker {
     const sockets = [...this.sockets];
     this.log.info({ connections: sockets.length, drainMs: this.opts.drainMs }, 'draining');
     const allClosed = Promise.all(sockets.map((ws) => new Promise((resolve) => (ws.readyState === ws.CLOSED ? resolve(0) : ws.once('close', resolve)))));
-    const targets = sockets.map((ws) => this.sessions.get(ws) ?? ws);
+    const httpClosed = this.http.allClosed();
+    const targets = [...sockets.map((ws) => this.sessions.get(ws) ?? ws), ...this.http.all()];
     await closeInBatches(targets, { code: CloseCode.GoingAway, reason: 'going away', spreadMs: this.opts.drainMs / 2 });
-    // Peers get until shortly before the deadline to answer the close frames.
-    await Promise.race([allClosed, delay(Math.max(0, deadline - Date.now() - 500), undefined, { ref: false })]);
+    // Peers get until shortly before the deadline to answer the close frames (HTTP sessions: fetch them).
+    await Promise.race([Promise.all([allClosed, httpClosed]), delay(Math.max(0, deadline - Date.now() - 500), undefined, { ref: false })]);
     for (const ws of this.sockets) ws.terminate();
+    this.http.closeAll();
     this.heartbeat.stop();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
@@ -418,6 +449,7 @@ export class HeraldWorker {
     this.draining = true;
     this.heartbeat.stop();
     for (const ws of this.sockets) ws.terminate();
+    this.http.closeAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.presence.close().catch(() => undefined);

@@ -1,7 +1,7 @@
 // Herald demo chat. Loaded after /client.js, which defines globalThis.Herald (the browser
 // bundle of @herald/client); only types are imported here, so nothing is bundled twice.
 import type * as HeraldModule from '@herald/client';
-import type { ChannelMessage, Client, PresenceEvent, StateChange, Subscription } from '@herald/client';
+import type { ChannelMessage, Client, PresenceEvent, StateChange, Subscription, TransportName } from '@herald/client';
 
 declare const Herald: typeof HeraldModule;
 
@@ -38,6 +38,8 @@ const client: Client = new Herald.Client('/ws', {
   maxReconnectDelay: Number(query.get('maxDelay')) || 15000,
   pingInterval: Number(query.get('ping')) || 20000,
   pongTimeout: 8000,
+  // `?transports=sse,long-polling` picks the transports (default: WebSocket, then SSE, then long-polling).
+  ...(query.get('transports') ? { transports: query.get('transports')!.split(',') as TransportName[] } : {}),
 });
 
 // ---- connection badge --------------------------------------------------------------------
@@ -56,6 +58,8 @@ function showState(change: StateChange | { newState: 'connecting' | 'disconnecte
     case 'connected':
       badge.textContent = `connected to worker ${client.welcome?.node ?? '?'}`;
       badge.dataset.node = client.welcome?.node ?? '';
+      badge.dataset.transport = client.transport;
+      badge.title = `over ${client.transport}`;
       break;
     case 'reconnecting': {
       const until = Date.now() + ((change as StateChange).delay ?? 0);

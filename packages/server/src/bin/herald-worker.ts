@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     maxConnections: config.maxConnections,
     perMessageDeflate: config.perMessageDeflate,
     tls,
+    http: config.http,
     limits: { sendBufferBytes: config.sendBufferBytes, rate: config.rate, maxJsonDepth: config.maxJsonDepth, maxFramesInFlight: config.maxFramesInFlight },
     log,
   });
