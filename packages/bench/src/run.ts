@@ -11,6 +11,8 @@ import { fanoutScenario } from './scenarios/fanout.js';
 import { connsScenario } from './scenarios/conns.js';
 import { proxyScenario } from './scenarios/proxy.js';
 import { scaleScenario } from './scenarios/scale.js';
+import { jitterScenario } from './scenarios/jitter.js';
+import { deployScenario } from './scenarios/deploy.js';
 
 const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   echo: echoScenario,
@@ -18,6 +20,8 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   conns: connsScenario,
   proxy: proxyScenario,
   scale: scaleScenario,
+  jitter: jitterScenario,
+  deploy: deployScenario,
 };
 
 /**
