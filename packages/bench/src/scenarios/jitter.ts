@@ -122,6 +122,10 @@ async function runJitter(ctx: Context, target: ContinuityTarget, redisUrl: strin
         allP99Ms: quantile(all, 0.99),
         duplicated: subs.reduce((k, s) => k + s.duplicated(), 0),
         reconnects: subs.reduce((k, s) => k + s.reconnects.length, 0),
+        // Where a loss happened, for the reader of the JSON: subscribers not back at the end, and
+        // acked messages missing per subscriber.
+        notBack: subs.filter((s) => !s.connected()).length,
+        lostBySubscriber: subs.map((s) => [...acked].filter((a) => !s.got.has(a)).length),
       },
     };
   } finally {
