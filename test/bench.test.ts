@@ -190,7 +190,7 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(herald.p99).to.be.greaterThan(0);
   });
 
-  it('deploy: workers one by one, then the balancer: Herald loses nothing, every close a 1001, reconnects paced; Socket.IO CSR measured beside it', async function () {
+  it('deploy: workers one by one, then the balancer: Herald loses nothing, every close a 1001, reconnect rates measured; Socket.IO CSR measured beside it', async function () {
     this.timeout(180_000);
     const { rows } = await runBench(tiny('deploy', { continuityClients: 6, rates: [20] }), quiet);
     expect(rows.map((r) => r.target)).to.deep.equal(['herald', 'socket.io CSR']);
@@ -204,7 +204,10 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(herald.extra!.duplicated).to.equal(0);
     expect(herald.extra!.closes as number).to.be.at.least(6);
     expect(herald.extra!.closesWithout1001).to.equal(0);
-    expect(herald.extra!.peakReconnectsPerSecPerWorker as number).to.be.at.most(2 * (herald.extra!.drainBatchRatePerSec as number));
+    // Measured, not judged here: with 6 subscribers no window could hold more than the bound;
+    // test/deploy-rolling.test.ts asserts the pacing with 60.
+    expect(herald.extra!.peakReconnectsPerSecPerWorker as number).to.be.greaterThan(0);
+    expect(herald.extra!.drainBatchRatePerSec).to.equal(20);
   });
 
   it('scale refuses more connections per worker than a process can hold', async () => {

@@ -101,9 +101,12 @@ async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: strin
 
     let lost = 0;
     for (const s of subs) for (const a of acked) if (!s.got.has(a)) lost++;
-    const byNode = new Map<string, number[]>();
-    for (const s of subs) for (const r of s.reconnects) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
-    const peaks = [...byNode.values()].map((times) => peakRate(times, RATE_WINDOW_MS));
+    /** Peak reconnects/s one worker took among the reconnects in [from, to). */
+    const peakPerWorker = (from: number, to: number) => {
+      const byNode = new Map<string, number[]>();
+      for (const s of subs) for (const r of s.reconnects) if (r.at >= from && r.at < to) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
+      return Math.max(0, ...[...byNode.values()].map((times) => peakRate(times, RATE_WINDOW_MS)));
+    };
     const closes = subs.flatMap((s) => s.closes);
     return {
       scenario: 'deploy',
@@ -121,7 +124,12 @@ async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: strin
         duplicated: subs.reduce((k, s) => k + s.duplicated(), 0),
         closes: closes.length,
         closesWithout1001: closes.filter((c) => c !== 1001).length,
-        peakReconnectsPerSecPerWorker: Math.max(0, ...peaks),
+        peakReconnectsPerSecPerWorker: peakPerWorker(started, Infinity),
+        // Worker restarts (paced by the workers' drains) apart from the balancer restart (its
+        // drain request is paced too, but the clients then wait for the new balancer and come
+        // back as their backoff jitter lets them).
+        peakDuringWorkerRestarts: peakPerWorker(started, balancerAt),
+        peakAfterBalancerRestart: peakPerWorker(balancerAt, Infinity),
         drainBatchRatePerSec: perWorker(),
         steady,
         steadyMs,
