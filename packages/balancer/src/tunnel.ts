@@ -141,6 +141,41 @@ export class Tunnel {
     // the outcome before bytes move.
     proxyReq.on('upgrade', (_res: IncomingMessage, socket: Socket) => this.onUpgrade(socket));
     proxyReq.on('response', (res: IncomingMessage) => this.onRefused(res));
+    // A worker answering the upgrade 503 (draining, or at its connection limit) has had nothing
+    // written to the client yet, so — like nginx's `proxy_next_upstream http_503` — the next
+    // worker in the ranking takes the upgrade. Passed on, the 503 makes the client back off, and
+    // the clients a drain closed come back in a bunch instead of at the drain's pace (issue 12.5,
+    // herald-bench deploy). http-proxy writes the answer from its own `response` listener, which
+    // removing listeners during the emit cannot stop, so the event is taken before any listener
+    // sees it; the abandoned request's later events are dropped too.
+    let abandoned = false;
+    const emit = proxyReq.emit;
+    proxyReq.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+      if (abandoned) return event === 'close' ? emit.call(proxyReq, event, ...args) : true;
+      if (event === 'response' && this.nextOn503(args[0] as IncomingMessage)) {
+        abandoned = true;
+        return true;
+      }
+      return emit.call(proxyReq, event, ...args);
+    }) as ClientRequest['emit'];
+  }
+
+  /**
+   * Whether the worker's answer `res` to the upgrade is a 503 that the next candidate takes over
+   * (then it is started here); false leaves the answer to http-proxy and {@link onRefused}.
+   */
+  private nextOn503(res: IncomingMessage): boolean {
+    if (res.statusCode !== 503 || this.refused || this.phase !== 'connecting' || this.attempt + 1 >= this.candidates.length || !this.client.writable) return false;
+    clearTimeout(this.timer);
+    this.pending = undefined;
+    res.on('error', () => undefined);
+    res.resume();
+    const worker = this.worker;
+    if (worker) this.ctx.checkSoon(worker);
+    this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address }, 'worker answered the upgrade 503, trying the next worker');
+    this.attempt += 1;
+    this.tryWorker();
+    return true;
   }
 
   /**
