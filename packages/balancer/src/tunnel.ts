@@ -105,7 +105,7 @@ export class Tunnel {
     }
     this.client.destroy();
     this.upstream?.destroy();
-    this.pending?.destroy();
+    this.abortPending();
   }
 
   /**
@@ -118,8 +118,7 @@ export class Tunnel {
     if (this.phase !== 'connecting' || this.responded) return;
     this.refused = true;
     clearTimeout(this.timer);
-    this.pending?.destroy();
-    this.pending = undefined;
+    this.abortPending();
     rejectUpgrade(this.client, 503, 'shutting_down', 'the balancer is shutting down');
   }
 
@@ -132,7 +131,7 @@ export class Tunnel {
   attach(proxyReq: ClientRequest): void {
     this.pending = proxyReq;
     if (this.phase === 'closed' || this.refused) {
-      proxyReq.destroy();
+      this.abortPending();
       return;
     }
     clearTimeout(this.timer);
@@ -142,6 +141,61 @@ export class Tunnel {
     // the outcome before bytes move.
     proxyReq.on('upgrade', (_res: IncomingMessage, socket: Socket) => this.onUpgrade(socket));
     proxyReq.on('response', (res: IncomingMessage) => this.onRefused(res));
+    // A worker answering the upgrade 503 (draining, or at its connection limit) has had nothing
+    // written to the client yet, so — like nginx's `proxy_next_upstream http_503` — the next
+    // worker in the ranking takes the upgrade. Passed on, the 503 makes the client back off, and
+    // the clients a drain closed come back in a bunch instead of at the drain's pace (issue 12.5,
+    // herald-bench deploy). http-proxy writes the answer from its own `response` listener, which
+    // removing listeners during the emit cannot stop, so the event is taken before any listener
+    // sees it; the abandoned request's later events are dropped too.
+    let abandoned = false;
+    const emit = proxyReq.emit;
+    proxyReq.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+      if (abandoned) return event === 'close' ? emit.call(proxyReq, event, ...args) : true;
+      if (event === 'response' && this.nextOn503(args[0] as IncomingMessage)) {
+        abandoned = true;
+        return true;
+      }
+      return emit.call(proxyReq, event, ...args);
+    }) as ClientRequest['emit'];
+  }
+
+  /**
+   * Whether the worker's answer `res` to the upgrade is a 503 that the next candidate takes over
+   * (then it is started here); false leaves the answer to http-proxy and {@link onRefused}.
+   */
+  private nextOn503(res: IncomingMessage): boolean {
+    if (res.statusCode !== 503 || this.refused || this.phase !== 'connecting' || this.attempt + 1 >= this.candidates.length || !this.client.writable) return false;
+    clearTimeout(this.timer);
+    this.pending = undefined;
+    res.on('error', () => undefined);
+    res.resume();
+    const worker = this.worker;
+    if (worker) this.ctx.checkSoon(worker);
+    this.ctx.logger.debug({ tunnel: this.id, worker: worker?.address }, 'worker answered the upgrade 503, trying the next worker');
+    this.attempt += 1;
+    this.tryWorker();
+    return true;
+  }
+
+  /**
+   * Abandons the upgrade request to the worker (the client went away, or the balancer refused the
+   * upgrade) with a TCP reset rather than a FIN. A worker holding the upgrade — still checking a
+   * token, or slow — does not read its socket, and Node's HTTP server keeps a half-closed socket
+   * open (allowHalfOpen): after a FIN it would hold the request and its descriptor until it
+   * answered. The reset frees it at once (issue 12: a client that resets right after its upgrade
+   * left one upstream request held in about half the runs of test/balancer-reset.test.ts, the
+   * one whose request had reached the worker before the client's reset was seen).
+   * A request that has no socket yet is destroyed before it connects.
+   */
+  private abortPending(): void {
+    const req = this.pending;
+    this.pending = undefined;
+    if (!req) return;
+    const socket = req.socket;
+    // resetAndDestroy() on a socket still connecting resets it once connected; destroyed ones throw nothing.
+    if (socket && !socket.destroyed) socket.resetAndDestroy();
+    req.destroy();
   }
 
   private tryWorker(): void {
@@ -292,8 +346,7 @@ export class Tunnel {
     if (this.relayId !== undefined) return;
     this.phase = 'closed';
     clearTimeout(this.timer);
-    this.pending?.destroy();
-    this.pending = undefined;
+    this.abortPending();
     this.upstream?.destroy();
     this.setWorker(undefined);
     this.ctx.closed(this);

@@ -44,6 +44,12 @@ export interface BenchOptions {
   scaleConns: number;
   /** scale: Herald workers (each holds at most 19,000 connections: 20,000 descriptors per process). @default 6 */
   scaleWorkers: number;
+  /** jitter, deploy: reconnecting subscribers of the history channel. @default 50 (quick 20) */
+  continuityClients: number;
+  /** jitter: each subscriber's connection is cut every this many ms. @default 15000 */
+  jitterPeriodMs: number;
+  /** jitter: how long each cut lasts, ms. @default 2000 */
+  jitterCutMs: number;
   /** Only targets whose name starts with one of these (e.g. `herald`, `ws`, `socket.io`, `nginx`). @default all */
   targets: string[];
   /** Directory for the JSON results. @default bench-results */
@@ -71,6 +77,9 @@ const USAGE = `herald-bench [--quick] [--scenarios echo,fanout,conns,proxy] [opt
   transports: WebSocket vs SSE vs long-polling on one worker: bytes per message each way, p50/p99 at
           the first of --rates, CPU µs/msg, highest rate within --p99-limit, memory per idle session
           (--idle-conns, at most 500); not in the default list
+  jitter: --clients N (50, quick 20) --jitter-period S (15) --jitter-cut S (2) --workers N;
+          publish rate: the first of --rates; not in the default list
+  deploy: --clients N --workers N; publish rate: the first of --rates; not in the default list
   --targets LIST        only these targets (prefixes: herald, ws, socket.io, direct, nginx, http-proxy, herald-balancer)
   --out DIR             where the JSON goes (default bench-results)
   --plot                also write bench-<time>.svg: fan-out p99 vs publish rate per target
@@ -107,6 +116,9 @@ export function parseOptions(argv: string[]): BenchOptions {
       'scale-conns': { type: 'string' },
       'scale-workers': { type: 'string' },
       targets: { type: 'string' },
+      clients: { type: 'string' },
+      'jitter-period': { type: 'string' },
+      'jitter-cut': { type: 'string' },
       out: { type: 'string' },
       plot: { type: 'boolean' },
     },
@@ -123,7 +135,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     return n;
   };
   const scenarios = (values.scenarios ?? (positionals.length > 0 ? positionals.join(',') : 'echo,fanout,conns,proxy')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy', 'scale', 'transports'].includes(s)) throw new Error(`unknown scenario ${s}`);
+  for (const s of scenarios) if (!['echo', 'fanout', 'conns', 'proxy', 'scale', 'transports', 'jitter', 'deploy'].includes(s)) throw new Error(`unknown scenario ${s}`);
   // Quick: fewer, wider steps so every scenario fits in two minutes.
   const rates = (values.rates ?? (quick ? '25,100,400,1600' : '25,50,100,200,400,800,1600,3200')).split(',').map((r) => num('rates', r, 0, 1));
   return {
@@ -148,6 +160,9 @@ export function parseOptions(argv: string[]): BenchOptions {
     tls: values.tls ?? false,
     scaleConns: Math.floor(num('scale-conns', values['scale-conns'], quick ? 6000 : 100_000, 1)),
     scaleWorkers: Math.floor(num('scale-workers', values['scale-workers'], 6, 1)),
+    continuityClients: Math.floor(num('clients', values.clients, quick ? 20 : 50, 1)),
+    jitterPeriodMs: num('jitter-period', values['jitter-period'], 15, 0.1) * 1000,
+    jitterCutMs: num('jitter-cut', values['jitter-cut'], 2, 0.01) * 1000,
     targets: (values.targets ?? '').split(',').map((t) => t.trim()).filter(Boolean),
     outDir: values.out ?? 'bench-results',
     plot: values.plot ?? false,

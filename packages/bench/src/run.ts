@@ -12,6 +12,8 @@ import { connsScenario } from './scenarios/conns.js';
 import { proxyScenario } from './scenarios/proxy.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { transportsScenario } from './scenarios/transports.js';
+import { jitterScenario } from './scenarios/jitter.js';
+import { deployScenario } from './scenarios/deploy.js';
 
 const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   echo: echoScenario,
@@ -20,6 +22,8 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Row[]>> = {
   proxy: proxyScenario,
   scale: scaleScenario,
   transports: transportsScenario,
+  jitter: jitterScenario,
+  deploy: deployScenario,
 };
 
 /**

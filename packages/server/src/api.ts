@@ -20,6 +20,8 @@ export interface ApiDeps {
   metrics: Metrics;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** Deepest accepted nesting of a JSON body (HERALD_MAX_JSON_DEPTH). @default 64 */
+  maxJsonDepth?: number;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -50,7 +52,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
   try {
     switch (route) {
       case 'POST /api/publish': {
-        const body = await readJsonBody(req, deps.maxBodyBytes);
+        const body = await readJsonBody(req, deps.maxBodyBytes, deps.maxJsonDepth);
         const { channel, data } = (body ?? {}) as { channel?: unknown; data?: unknown };
         if (!isValidChannel(channel)) return sendError(res, 400, ErrorCode.BadRequest, 'invalid or missing "channel"'), true;
         if (data === undefined) return sendError(res, 400, ErrorCode.BadRequest, '"data" is required'), true;
@@ -70,7 +72,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
         return true;
       }
       default: {
-        const body = await readJsonBody(req, deps.maxBodyBytes);
+        const body = await readJsonBody(req, deps.maxBodyBytes, deps.maxJsonDepth);
         const { user } = (body ?? {}) as { user?: unknown };
         if (typeof user !== 'string' || !USER_ID_RE.test(user)) return sendError(res, 400, ErrorCode.BadRequest, 'invalid or missing "user"'), true;
         await deps.broker.command({ kind: 'disconnect', user });

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DEFAULT_MAX_JSON_DEPTH, exceedsJsonDepth } from '@herald/protocol';
 
 /** Writes a JSON response. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -15,8 +16,12 @@ export class BodyError extends Error {
   }
 }
 
-/** Reads a JSON request body of at most `limit` bytes. */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+/**
+ * Reads a JSON request body of at most `limit` bytes, nested no deeper than `maxDepth`
+ * (checked before parsing, as on `/ws`: a hostile body costs no object tree, and no later walk
+ * over it can run out of stack).
+ */
+export async function readJsonBody(req: IncomingMessage, limit: number, maxDepth = DEFAULT_MAX_JSON_DEPTH): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -24,8 +29,10 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     if (size > limit) throw new BodyError(413, `body larger than ${limit} bytes`);
     chunks.push(chunk);
   }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (exceedsJsonDepth(text, maxDepth)) throw new BodyError(400, `JSON nested deeper than ${maxDepth} levels`);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new BodyError(400, 'invalid JSON body');
   }

@@ -11,6 +11,11 @@ export class Metrics {
   readonly framesOut = new Counter({ name: 'herald_frames_sent_total', help: 'Frames sent on /ws', registers: [this.registry] });
   /** Error frames sent, by code. */
   readonly errors = new Counter({ name: 'herald_errors_total', help: 'Error frames sent, by code', labelNames: ['code'] as const, registers: [this.registry] });
+  /**
+   * Client frames refused before their handling, by reason: `rate` (frame or byte rate),
+   * `in_flight` (too many unanswered frames), `depth` (JSON nested deeper than the limit).
+   */
+  readonly framesRefused = new Counter({ name: 'herald_frames_refused_total', help: 'Client frames refused before handling, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
   /** Connections closed by the server, by close code. */
   readonly closes = new Counter({ name: 'herald_server_closes_total', help: 'Connections closed by the server, by close code', labelNames: ['code'] as const, registers: [this.registry] });
   /** Messages published, by origin (`ws`, `api`). */

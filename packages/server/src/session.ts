@@ -264,8 +264,12 @@ export class Session implements HubMember, TransportEvents {
       this.log.info({ pending: queue.size }, 'too many frames in flight, closing');
       return this.close(CloseCode.Policy, 'too many frames in flight');
     }
-    if (verdict === 'refused') return this.answerLater({ code: ErrorCode.RateLimited, message: 'rate limit exceeded', id: isBinary ? undefined : this.idOf(buf) });
+    if (verdict === 'refused') {
+      deps.metrics.framesRefused.inc({ reason: 'rate' });
+      return this.answerLater({ code: ErrorCode.RateLimited, message: 'rate limit exceeded', id: isBinary ? undefined : this.idOf(buf) });
+    }
     if (queue.size >= maxInFlight) {
+      deps.metrics.framesRefused.inc({ reason: 'in_flight' });
       if (this.rate.refuse() === 'abuse') return this.abuse();
       return this.answerLater({ code: ErrorCode.RateLimited, message: `too many frames in flight (limit ${maxInFlight})`, id: isBinary ? undefined : this.idOf(buf) });
     }
@@ -303,6 +307,7 @@ export class Session implements HubMember, TransportEvents {
 
   /** A frame nested too deep: hostile, so counted as a refused frame and logged once per connection. */
   private refuseDeep(error: FrameProblem): void {
+    this.deps.metrics.framesRefused.inc({ reason: 'depth' });
     if (!this.loggedDeep) {
       this.loggedDeep = true;
       this.log.info({ limit: this.deps.limits.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH }, 'frame nested too deep refused (logged once per connection)');

@@ -300,7 +300,7 @@ export class HeraldWorker {
         return void res.end(await this.metrics.registry.metrics());
     }
     if (await this.http.handle(req, res, url)) return;
-    const api = { apiKey: this.opts.apiKey, broker: this.broker, presence: this.presence, namespaces: this.namespaces, metrics: this.metrics, maxBodyBytes: this.opts.maxMessageBytes + 1024 };
+    const api = { apiKey: this.opts.apiKey, broker: this.broker, presence: this.presence, namespaces: this.namespaces, metrics: this.metrics, maxBodyBytes: this.opts.maxMessageBytes + 1024, maxJsonDepth: this.limits.maxJsonDepth };
     if (await handleApi(req, res, url, api)) return;
     if (req.method === 'GET' || req.method === 'HEAD') {
       let served = false;

@@ -1,0 +1,143 @@
+import type { Context } from '../context.js';
+import { selected } from '../options.js';
+import type { Row } from '../result.js';
+import { startRedis } from '../servers/launch.js';
+import { SkipError } from '../skip-error.js';
+import { CONTINUITY_CHANNEL, DEPLOY_DRAIN_MS, Slot, balancerLauncher, healthyWorkers, peakRate, until, workerLauncher } from '../continuity/servers.js';
+import { heraldTarget, socketIoCsrTarget, type ContinuityTarget } from '../continuity/subscribers.js';
+
+/** Window over which reconnect rates are measured (shorter than a drain's 1 s spread). */
+const RATE_WINDOW_MS = 200;
+/** Pause between two drain batches of a Herald worker (packages/server/src/drain.ts). */
+const BATCH_INTERVAL_MS = 50;
+
+/**
+ * `deploy`: subscribers of a history channel and a publisher, all through herald-balancer in
+ * front of `workers` processes; every worker is restarted one by one (SIGTERM, wait for the exit,
+ * a new process on the same port, wait until the balancer sees it healthy), then the balancer.
+ * Reports messages lost (acked but missing at a subscriber after its de-duplication) and
+ * duplicated, connections dropped without 1001, the peak reconnects per second a worker took
+ * (200 ms windows) beside Herald's drain batch rate, and the time from the balancer's restart
+ * until every subscriber is back and receives live messages. Herald with @herald/client and
+ * Socket.IO with connection state recovery (behind the same balancer) run the same steps.
+ */
+export async function deployScenario(ctx: Context): Promise<Row[]> {
+  const rows: Row[] = [];
+  const redis = await startRedis();
+  try {
+    for (const target of [heraldTarget, socketIoCsrTarget]) {
+      if (!selected(ctx.opts, target.name)) continue;
+      try {
+        rows.push(await runDeploy(ctx, target, redis.url));
+      } catch (err) {
+        if (!(err instanceof SkipError)) throw err;
+        rows.push({ scenario: 'deploy', target: target.name, value: 0, unit: 'lost', cpu: {}, wall: 0, skipped: err.message });
+      }
+    }
+  } finally {
+    await redis.proc.stop();
+  }
+  return rows;
+}
+
+async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: string): Promise<Row> {
+  const { opts } = ctx;
+  const prefix = `dep${process.pid}${target.name.length}:`;
+  const launch = workerLauncher(target.name, redisUrl, prefix);
+  const slots: Slot[] = [];
+  const clients: Array<{ close(): void }> = [];
+  let balancer: Slot | undefined;
+  try {
+    for (let i = 0; i < opts.workers; i++) slots.push(await Slot.start(launch));
+    balancer = await Slot.start(balancerLauncher(slots, redisUrl, prefix));
+    const allHealthy = () => until(async () => (await healthyWorkers(balancer!.port)) === slots.length, 20_000, 100);
+    if (!(await allHealthy())) throw new Error(`deploy: ${target.name}: the balancer never saw every worker healthy`);
+    const n = opts.continuityClients;
+    ctx.progress(`deploy: ${target.name}: ${n} subscribers through herald-balancer, ${opts.workers} workers`);
+    const url = target.url(balancer.port);
+    const subs = Array.from({ length: n }, (_, i) => target.subscriber(url, CONTINUITY_CHANNEL, `d${i}`));
+    clients.push(...subs);
+    await Promise.all(subs.map((s) => s.ready()));
+    const pub = target.publisher(url, CONTINUITY_CHANNEL);
+    clients.push(pub);
+
+    const rate = opts.rates[0]!;
+    const acked = new Set<number>();
+    let seq = 0;
+    let publishing = true;
+    const publisher = (async () => {
+      const t0 = Date.now();
+      while (publishing) {
+        const wait = t0 + (seq * 1000) / rate - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const s = ++seq;
+        void pub.publish({ seq: s, t: Date.now() }).then((ok) => ok && acked.add(s));
+      }
+    })();
+
+    const started = Date.now();
+    const perWorker = () => {
+      const conns = Math.ceil(n / slots.length);
+      // Herald's drain closes ceil(conns / batches) every 50 ms over half of HERALD_DRAIN_MS.
+      const batches = Math.max(1, Math.floor(DEPLOY_DRAIN_MS / 2 / BATCH_INTERVAL_MS));
+      return (Math.ceil(conns / batches) * 1000) / BATCH_INTERVAL_MS;
+    };
+    for (const [i, slot] of slots.entries()) {
+      ctx.progress(`deploy: ${target.name}: restarting worker ${i + 1}/${slots.length}`);
+      await slot.restart();
+      if (!(await allHealthy())) throw new Error(`deploy: ${target.name}: worker ${i + 1} did not come back`);
+    }
+    ctx.progress(`deploy: ${target.name}: restarting the balancer`);
+    const balancerAt = Date.now();
+    await balancer.restart();
+    await allHealthy();
+    // Steady: every subscriber connected and receiving what is published from now on.
+    const mark = seq;
+    const steady = await until(() => subs.every((s) => s.connected() && [...s.got.keys()].some((k) => k > mark)), 30_000, 50);
+    const steadyMs = Date.now() - balancerAt;
+    publishing = false;
+    await publisher;
+    await until(() => subs.every((s) => [...acked].every((a) => s.got.has(a))), 10_000, 100);
+
+    let lost = 0;
+    for (const s of subs) for (const a of acked) if (!s.got.has(a)) lost++;
+    /** Peak reconnects/s one worker took among the reconnects in [from, to). */
+    const peakPerWorker = (from: number, to: number) => {
+      const byNode = new Map<string, number[]>();
+      for (const s of subs) for (const r of s.reconnects) if (r.at >= from && r.at < to) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
+      return Math.max(0, ...[...byNode.values()].map((times) => peakRate(times, RATE_WINDOW_MS)));
+    };
+    const closes = subs.flatMap((s) => s.closes);
+    return {
+      scenario: 'deploy',
+      target: target.name,
+      value: lost,
+      unit: 'lost',
+      lost,
+      cpu: {},
+      wall: (Date.now() - started) / 1000,
+      extra: {
+        subscribers: n,
+        workers: opts.workers,
+        published: seq,
+        acked: acked.size,
+        duplicated: subs.reduce((k, s) => k + s.duplicated(), 0),
+        closes: closes.length,
+        closesWithout1001: closes.filter((c) => c !== 1001).length,
+        peakReconnectsPerSecPerWorker: peakPerWorker(started, Infinity),
+        // Worker restarts (paced by the workers' drains) apart from the balancer restart (its
+        // drain request is paced too, but the clients then wait for the new balancer and come
+        // back as their backoff jitter lets them).
+        peakDuringWorkerRestarts: peakPerWorker(started, balancerAt),
+        peakAfterBalancerRestart: peakPerWorker(balancerAt, Infinity),
+        drainBatchRatePerSec: perWorker(),
+        steady,
+        steadyMs,
+      },
+    };
+  } finally {
+    for (const c of clients) c.close();
+    await balancer?.stop();
+    await Promise.all(slots.map((s) => s.stop()));
+  }
+}
