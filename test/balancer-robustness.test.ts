@@ -294,6 +294,9 @@ for (const relay of ['native', 'js'] as const) {
       const refused = (await TestClient.connect(`${capped.wsUrl}/ws?sid=t9`).catch((e: unknown) => e)) as { status?: number };
       expect(refused.status).to.equal(503);
       await Promise.all(open.map((c) => c.close()));
+      // The client sees its close before the balancer (the relay thread, or the JS pipes) has
+      // counted the tunnel out: wait for the count, which is what frees a slot.
+      await eventually(async () => expect((await capped.status()).connections.tunnels).to.equal(0), { timeout: 10_000 });
       const again = await TestClient.open(`${capped.wsUrl}/ws?sid=t9`);
       await again.close();
       await fdsBackToBaseline(capped, base);
