@@ -8,7 +8,7 @@
  * Two flush points:
  * - **end of the event-loop iteration** (setImmediate): replies, echoes, and broadcasts while the
  *   worker is quiet. Costs no latency.
- * - **a short batch window** (`windowMs`, default 5 ms) for broadcasts while the worker fans out
+ * - **a short batch window** (`windowMs`, default 8 ms) for broadcasts while the worker fans out
  *   more than `minFramesPerSec` broadcast frames per second: the messages of several publishes
  *   share each socket's write. This trades at most `windowMs` of latency for CPU, like
  *   centrifuge's write delay, but only under load, where the syscalls saved are what keeps the
@@ -22,14 +22,14 @@ import { performance } from 'node:perf_hooks';
 
 /** When broadcasts wait for a batch window (see the file comment). */
 export interface WriteBatchOptions {
-  /** Longest a broadcast frame waits to share a write; 0 turns batching off. Default 5 ms. */
+  /** Longest a broadcast frame waits to share a write; 0 turns batching off. Default 8 ms. */
   windowMs: number;
   /** Broadcast frames per second (to all sockets of the worker) above which batching is on; 0 = always. Default 10,000. */
   minFramesPerSec: number;
 }
 
 /** Defaults of {@link WriteBatchOptions} (`HERALD_WRITE_BATCH_MS`, `HERALD_WRITE_BATCH_MIN_RATE`). */
-export const DEFAULT_WRITE_BATCH: Readonly<WriteBatchOptions> = { windowMs: 5, minFramesPerSec: 10_000 };
+export const DEFAULT_WRITE_BATCH: Readonly<WriteBatchOptions> = { windowMs: 8, minFramesPerSec: 10_000 };
 
 /**
  * Bytes a corked socket may hold before it is flushed early. Small next to the send-buffer limit
