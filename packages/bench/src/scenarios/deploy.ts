@@ -1,10 +1,8 @@
 import type { Context } from '../context.js';
-import { selected } from '../options.js';
 import type { Row } from '../result.js';
-import { startRedis } from '../servers/launch.js';
-import { SkipError } from '../skip-error.js';
+import { runContinuityTargets } from '../continuity/run-targets.js';
 import { CONTINUITY_CHANNEL, DEPLOY_DRAIN_MS, Slot, balancerLauncher, healthyWorkers, peakRate, until, workerLauncher } from '../continuity/servers.js';
-import { heraldTarget, socketIoCsrTarget, type ContinuityTarget } from '../continuity/subscribers.js';
+import { type ContinuityTarget } from '../continuity/subscribers.js';
 
 /** Window over which reconnect rates are measured (shorter than a drain's 1 s spread). */
 const RATE_WINDOW_MS = 200;
@@ -21,23 +19,8 @@ const BATCH_INTERVAL_MS = 50;
  * until every subscriber is back and receives live messages. Herald with @herald/client and
  * Socket.IO with connection state recovery (behind the same balancer) run the same steps.
  */
-export async function deployScenario(ctx: Context): Promise<Row[]> {
-  const rows: Row[] = [];
-  const redis = await startRedis();
-  try {
-    for (const target of [heraldTarget, socketIoCsrTarget]) {
-      if (!selected(ctx.opts, target.name)) continue;
-      try {
-        rows.push(await runDeploy(ctx, target, redis.url));
-      } catch (err) {
-        if (!(err instanceof SkipError)) throw err;
-        rows.push({ scenario: 'deploy', target: target.name, value: 0, unit: 'lost', cpu: {}, wall: 0, skipped: err.message });
-      }
-    }
-  } finally {
-    await redis.proc.stop();
-  }
-  return rows;
+export function deployScenario(ctx: Context): Promise<Row[]> {
+  return runContinuityTargets(ctx, 'deploy', 'lost', (target, redisUrl) => runDeploy(ctx, target, redisUrl));
 }
 
 async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: string): Promise<Row> {

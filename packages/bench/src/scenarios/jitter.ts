@@ -1,11 +1,9 @@
 import type { Context } from '../context.js';
 import { CutProxy } from '../cut-proxy.js';
-import { selected } from '../options.js';
 import type { Row } from '../result.js';
-import { startRedis } from '../servers/launch.js';
-import { SkipError } from '../skip-error.js';
+import { runContinuityTargets } from '../continuity/run-targets.js';
 import { CONTINUITY_CHANNEL, Slot, quantile, until, workerLauncher } from '../continuity/servers.js';
-import { heraldTarget, socketIoCsrTarget, type ContinuitySubscriber, type ContinuityTarget } from '../continuity/subscribers.js';
+import { type ContinuitySubscriber, type ContinuityTarget } from '../continuity/subscribers.js';
 
 /**
  * `jitter` (after nodejs-websocket-bench's): every subscriber's TCP connection is cut for
@@ -15,23 +13,8 @@ import { heraldTarget, socketIoCsrTarget, type ContinuitySubscriber, type Contin
  * messages published while that subscriber was cut, from their publish to their arrival.
  * Herald with @herald/client and Socket.IO with connection state recovery run the same load.
  */
-export async function jitterScenario(ctx: Context): Promise<Row[]> {
-  const rows: Row[] = [];
-  const redis = await startRedis();
-  try {
-    for (const target of [heraldTarget, socketIoCsrTarget]) {
-      if (!selected(ctx.opts, target.name)) continue;
-      try {
-        rows.push(await runJitter(ctx, target, redis.url));
-      } catch (err) {
-        if (!(err instanceof SkipError)) throw err;
-        rows.push({ scenario: 'jitter', target: target.name, value: 0, unit: '% delivered', cpu: {}, wall: 0, skipped: err.message });
-      }
-    }
-  } finally {
-    await redis.proc.stop();
-  }
-  return rows;
+export function jitterScenario(ctx: Context): Promise<Row[]> {
+  return runContinuityTargets(ctx, 'jitter', '% delivered', (target, redisUrl) => runJitter(ctx, target, redisUrl));
 }
 
 async function runJitter(ctx: Context, target: ContinuityTarget, redisUrl: string): Promise<Row> {
