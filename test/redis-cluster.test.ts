@@ -132,7 +132,7 @@ describe('Redis Cluster (3 masters + 3 replicas, redis-server)', function () {
     });
 
     it('is discovered by the balancer from the cluster, which reaches both with a sharded command', async () => {
-      const discovery = new RedisDiscovery({ cluster: { seeds: cluster.startupNodes, partitions: PARTITIONS }, prefix: keys.prefix, intervalMs: 100 }, pino({ level: 'silent' }));
+      const discovery = new RedisDiscovery({ target: { cluster: cluster.startupNodes, partitions: PARTITIONS }, prefix: keys.prefix, intervalMs: 100 }, pino({ level: 'silent' }));
       try {
         const seen: string[][] = [];
         await discovery.start((list) => seen.push(list.map((w) => w.address).sort()));

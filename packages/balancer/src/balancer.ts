@@ -10,6 +10,7 @@ import type { BalancerConfig } from './config.js';
 import type { Discovery } from './discovery.js';
 import { StaticDiscovery } from './static-discovery.js';
 import { RedisDiscovery } from './redis-discovery.js';
+import type { BalancerRedisTarget } from './redis-connection.js';
 import { WorkerPool, type Worker, type WorkerSource } from './worker-pool.js';
 import { HealthChecker } from './health-checker.js';
 import { rankWorkers } from './rendezvous.js';
@@ -90,12 +91,14 @@ export class Balancer {
     );
     this.limiter = new IpConnectionLimit(config.maxConnectionsPerIp);
     if (config.workers.length > 0) this.discoveries.push(new StaticDiscovery(config.workers));
-    const cluster = config.redisCluster ? { seeds: config.redisCluster, partitions: config.redisPartitions } : undefined;
-    if (config.redisUrl !== undefined || cluster) {
-      this.discoveries.push(
-        new RedisDiscovery({ url: config.redisUrl, cluster, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs, tls: config.redisTls.tls }, logger),
-      );
-      this.drainRequest = new RedisDrainRequest({ url: config.redisUrl, cluster, prefix: config.redisPrefix, balancerId: config.balancerId, tls: config.redisTls.tls }, logger);
+    const target: BalancerRedisTarget | undefined = config.redisCluster
+      ? { cluster: config.redisCluster, partitions: config.redisPartitions }
+      : config.redisUrl !== undefined
+        ? { url: config.redisUrl, tls: config.redisTls.tls }
+        : undefined;
+    if (target) {
+      this.discoveries.push(new RedisDiscovery({ target, prefix: config.redisPrefix, intervalMs: config.discoveryIntervalMs }, logger));
+      this.drainRequest = new RedisDrainRequest({ target, prefix: config.redisPrefix, balancerId: config.balancerId }, logger);
     }
 
     this.proxy = httpProxy.createProxyServer({ xfwd: false });

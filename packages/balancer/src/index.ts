@@ -11,6 +11,7 @@ export { HealthChecker, type HealthCheckOptions } from './health-checker.js';
 export type { Discovery, DiscoveredWorker } from './discovery.js';
 export { StaticDiscovery } from './static-discovery.js';
 export { RedisDiscovery, type RedisDiscoveryOptions } from './redis-discovery.js';
+export type { BalancerRedisTarget } from './redis-connection.js';
 export { Tunnel, type TunnelContext } from './tunnel.js';
 export { isConnectError, errorCode, HandshakeTimeoutError } from './upstream-errors.js';
 export { workerStatus, type BalancerStatus, type WorkerStatus } from './status.js';

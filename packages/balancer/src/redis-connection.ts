@@ -44,6 +44,13 @@ const CERTIFICATE_ERROR = /certificate|self[- ]signed|unable to verify|altnames|
 /** Where the balancer's Redis is: a URL (one Redis) or a Redis Cluster's seeds and partitions. */
 export type BalancerRedisTarget = { url: string; tls?: RedisOptions['tls'] } | { cluster: RedisClusterSeed[]; partitions: number };
 
+/** The Redis named in messages (redacted by the callers that log it): the URL, or the first seed of the cluster. */
+export function redisTargetName(target: BalancerRedisTarget): string {
+  if ('url' in target) return target.url;
+  const seed = target.cluster[0];
+  return `redis://${seed?.host}:${seed?.port}`;
+}
+
 /** The key names of `target` (hash-tagged on a cluster, as the workers write them). */
 export function balancerKeys(target: BalancerRedisTarget, prefix: string): RedisKeys {
   return new RedisKeys(prefix, 'cluster' in target ? target.partitions : undefined);

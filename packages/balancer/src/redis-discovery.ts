@@ -1,22 +1,18 @@
-import { checkRedisCredentials, listLiveNodes, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import { checkRedisCredentials, listLiveNodes, type RedisKeys } from '@herald/shared';
 import type { Cluster, Redis } from 'ioredis';
-import { balancerKeys, balancerRedisFor } from './redis-connection.js';
+import { balancerKeys, balancerRedisFor, redisTargetName, type BalancerRedisTarget } from './redis-connection.js';
 import type { Logger } from '@herald/shared';
 import type { DiscoveredWorker, Discovery } from './discovery.js';
 import { parseWorkerAddress } from './worker-address.js';
 
 /** Options of {@link RedisDiscovery}. */
 export interface RedisDiscoveryOptions {
-  /** `redis://…` URL (one Redis); or give `cluster`. */
-  readonly url?: string;
-  /** A Redis Cluster's seeds and `HERALD_REDIS_PARTITIONS` (the records are under the `{nodes}` tag). */
-  readonly cluster?: { seeds: RedisClusterSeed[]; partitions: number };
+  /** One Redis (a URL with its TLS options) or a Redis Cluster (seeds and partitions; the records are under the `{nodes}` tag). */
+  readonly target: BalancerRedisTarget;
   /** Key prefix of the membership records. @default 'herald:' */
   readonly prefix: string;
   /** Poll interval. @default 1000 */
   readonly intervalMs: number;
-  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
-  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -36,15 +32,8 @@ export class RedisDiscovery implements Discovery {
     private readonly options: RedisDiscoveryOptions,
     private readonly logger: Logger,
   ) {
-    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
-    this.redis = balancerRedisFor(target, 'discovery', logger);
-    this.keys = balancerKeys(target, options.prefix);
-  }
-
-  /** The Redis named in messages: the URL, or the first seed of the cluster. */
-  private get where(): string {
-    const seed = this.options.cluster?.seeds[0];
-    return this.options.url ?? `redis://${seed?.host}:${seed?.port}`;
+    this.redis = balancerRedisFor(options.target, 'discovery', logger);
+    this.keys = balancerKeys(options.target, options.prefix);
   }
 
   async start(onUpdate: (workers: DiscoveredWorker[]) => void): Promise<void> {
@@ -52,7 +41,7 @@ export class RedisDiscovery implements Discovery {
     // Refused credentials end the start-up (RedisAuthError); an unreachable Redis does not.
     // Settled into a value at once: it may reject before connect() does.
     const probe = () => this.redis.exists(this.keys.nodes);
-    const refused = checkRedisCredentials(this.redis, this.where, 5000, probe).then(() => undefined, (error: Error) => error);
+    const refused = checkRedisCredentials(this.redis, redisTargetName(this.options.target), 5000, probe).then(() => undefined, (error: Error) => error);
     let connectError: Error | undefined;
     try {
       await this.redis.connect();

@@ -1,20 +1,16 @@
-import { publishCommand, type RedisClusterSeed, type RedisKeys } from '@herald/shared';
+import { publishCommand, type RedisKeys } from '@herald/shared';
 import type { Cluster, Redis } from 'ioredis';
-import { balancerKeys, balancerRedisFor } from './redis-connection.js';
+import { balancerKeys, balancerRedisFor, type BalancerRedisTarget } from './redis-connection.js';
 import type { Logger } from 'pino';
 
 /** Options of {@link RedisDrainRequest}. */
 export interface RedisDrainRequestOptions {
-  /** `redis://…` URL (the workers' Redis); or give `cluster`. */
-  readonly url?: string;
-  /** The workers' Redis Cluster: seeds and `HERALD_REDIS_PARTITIONS`. */
-  readonly cluster?: { seeds: RedisClusterSeed[]; partitions: number };
+  /** The workers' Redis: a URL (with its TLS options) or a Redis Cluster's seeds and partitions. */
+  readonly target: BalancerRedisTarget;
   /** The workers' `HERALD_REDIS_PREFIX`. */
   readonly prefix: string;
   /** This balancer's id, as sent in `X-Herald-Balancer`. */
   readonly balancerId: string;
-  /** TLS options of a `rediss://` URL (`HERALD_REDIS_CA`). @default undefined */
-  readonly tls?: { ca: Buffer };
 }
 
 /**
@@ -31,9 +27,8 @@ export class RedisDrainRequest {
     private readonly options: RedisDrainRequestOptions,
     private readonly logger: Logger,
   ) {
-    const target = options.cluster ? { cluster: options.cluster.seeds, partitions: options.cluster.partitions } : { url: options.url!, tls: options.tls };
-    this.redis = balancerRedisFor(target, 'drain', logger);
-    this.keys = balancerKeys(target, options.prefix);
+    this.redis = balancerRedisFor(options.target, 'drain', logger);
+    this.keys = balancerKeys(options.target, options.prefix);
   }
 
   /** Connects; a failure is logged, ioredis keeps retrying in the background. */
