@@ -1,14 +1,13 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { Client, type ChannelMessage } from '@herald/client';
-import { eventually, freePort, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
+import { eventually, freePort, freeRange, startRedis, startWorker, type TestRedis, type WorkerProcess } from './helpers/index.js';
 import { getStatus, startBalancer, type BalancerProcess } from './helpers/balancer.js';
 
 /** Subscribers per test: about 20 per worker, enough that an unpaced drain would break the rate bound below. */
@@ -292,21 +291,3 @@ describe('rolling deploy: workers one by one, then the balancer (redis, 3 worker
     });
   });
 });
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A first port such that it and the `count - 1` after it are free (pm2 gives worker i PORT+i). */
-async function freeRange(count: number): Promise<number> {
-  for (;;) {
-    const base = await freePort();
-    if (base + count > 65535) continue;
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
-}

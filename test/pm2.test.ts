@@ -5,30 +5,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestClient, eventually, freePort, startRedis, type TestRedis } from './helpers/index.js';
+import { TestClient, eventually, freePort, freeRange, startRedis, type TestRedis } from './helpers/index.js';
 import { getStatus } from './helpers/balancer.js';
-import net from 'node:net';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PM2 = createRequire(import.meta.url).resolve('pm2/bin/pm2');
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A first port such that it and the `count - 1` after it are free (pm2 gives worker i PORT+i). */
-async function freeRange(count: number): Promise<number> {
-  for (;;) {
-    const base = await freePort();
-    if (base + count > 65535) continue;
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
-}
 
 describe('pm2 ecosystem (real pm2, redis, balancer discovery)', function () {
   this.timeout(120_000);
