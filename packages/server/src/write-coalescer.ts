@@ -78,13 +78,6 @@ export function coalesceBroadcast(socket: Socket): void {
   }
 }
 
-/** Writes out every corked socket now (worker shutdown). */
-export function flushCoalescedWrites(): void {
-  if (windowTimer !== null) clearTimeout(windowTimer);
-  flushWindow();
-  flushImmediate();
-}
-
 /**
  * True when `socket` is corked already (its frame joins the pending flush). A socket with
  * enough waiting is let go now instead of growing the user-space buffer (and the bufferedAmount
