@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, isRedisAuthRefusal, loadTlsCredentials, redactRedisUrl, redisTlsOptions, tlsFiles } from '@herald/shared';
@@ -45,6 +46,20 @@ describe('TLS and Redis credential config (@herald/shared, both bins)', () => {
     expect(() => loadTlsCredentials({ certFile: join(dir, 'missing.pem'), keyFile: join(dir, 'junk.pem') })).to.throw(ConfigError, /^HERALD_TLS_CERT .*missing\.pem: ENOENT/);
     expect(() => loadTlsCredentials({ certFile: join(dir, 'junk.pem'), keyFile: join(dir, 'missing.pem') })).to.throw(ConfigError, /^HERALD_TLS_KEY .*missing\.pem: ENOENT/);
     expect(() => loadTlsCredentials({ certFile: join(dir, 'junk.pem'), keyFile: join(dir, 'junk.pem') })).to.throw(ConfigError, /^HERALD_TLS_CERT .*junk\.pem \/ HERALD_TLS_KEY .*junk\.pem: /);
+  });
+
+  it('loadTlsCredentials says in words what is wrong with a pair that does not load, OpenSSL\'s text after it', () => {
+    const a = testCa.issue('a.test');
+    const b = testCa.issue('b.test');
+    const encrypted = join(dir, 'encrypted.pem');
+    writeFileSync(encrypted, generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
+    const load = (certFile: string, keyFile: string) => () => loadTlsCredentials({ certFile, keyFile });
+    expect(load(a.certFile, b.keyFile)).to.throw(ConfigError, /: the key is not the private key of this certificate \(error:.*key values mismatch\)$/);
+    expect(load(join(dir, 'junk.pem'), a.keyFile)).to.throw(ConfigError, /: the certificate file holds no PEM certificate .*\(error:.*no start line\)$/);
+    expect(load(a.keyFile, a.keyFile), 'a key where the certificate goes').to.throw(ConfigError, /the certificate file holds no PEM certificate/);
+    expect(load(a.certFile, join(dir, 'junk.pem'))).to.throw(ConfigError, /: the key file holds no private key OpenSSL can read/);
+    expect(load(a.certFile, a.certFile), 'a certificate where the key goes').to.throw(ConfigError, /the key file holds no private key/);
+    expect(load(a.certFile, encrypted)).to.throw(ConfigError, /the key is encrypted with a passphrase.*openssl pkey/);
   });
 
   it('HERALD_REDIS_CA: read for rediss://, refused with redis:// or without REDIS_URL', () => {

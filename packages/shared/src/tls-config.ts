@@ -64,10 +64,25 @@ export function loadTlsCredentials(files: TlsFiles): TlsCredentials {
   try {
     createSecureContext(credentials);
   } catch (err) {
-    throw new ConfigError(`HERALD_TLS_CERT ${files.certFile} / HERALD_TLS_KEY ${files.keyFile}: ${(err as Error).message}`);
+    const { code, message } = err as NodeJS.ErrnoException;
+    const why = TLS_LOAD_ERRORS[code ?? ''];
+    // OpenSSL's own text stays at the end: it is what a search for the error finds.
+    throw new ConfigError(`HERALD_TLS_CERT ${files.certFile} / HERALD_TLS_KEY ${files.keyFile}: ${why ? `${why} (${message})` : message}`);
   }
   return credentials;
 }
+
+/**
+ * What the OpenSSL errors of a certificate/key pair that does not load mean, by Node's error code
+ * (OpenSSL 3, as bundled with Node 20). Codes not listed keep OpenSSL's text alone.
+ */
+const TLS_LOAD_ERRORS: Readonly<Record<string, string>> = {
+  ERR_OSSL_X509_KEY_VALUES_MISMATCH: 'the key is not the private key of this certificate',
+  // The certificate is parsed first: this is the certificate file (a key there, or no PEM at all).
+  ERR_OSSL_PEM_NO_START_LINE: 'the certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
+  ERR_OSSL_UNSUPPORTED: 'the key file holds no private key OpenSSL can read (PEM, -----BEGIN PRIVATE KEY----- or -----BEGIN RSA/EC PRIVATE KEY-----)',
+  ERR_OSSL_BAD_DECRYPT: 'the key is encrypted with a passphrase, which Herald does not take: decrypt it once (openssl pkey -in key.pem -out key.plain.pem) and keep that file readable only by the service user',
+};
 
 /** The part of a `tls.Server` (and so `https.Server`) a reload needs. */
 export interface SecureContextTarget {
