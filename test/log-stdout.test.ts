@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Child, TestClient, deadline, eventually, freePort, startWorker, waitFor } from './helpers/index.js';
@@ -27,13 +27,17 @@ describe('log output (worker and balancer process): stdout gone or full', () => 
 
   /** A named pipe nobody reads from: the test keeps the read end open (a reader that stalled) and fills the buffer itself. */
   const stalledPipe = () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'herald-stdout-')), 'stdout');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-stdout-'));
+    const path = join(dir, 'stdout');
     execFileSync('mkfifo', [path]);
     const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     // The child's end is a description of its own, so its O_NONBLOCK (set by Node for a pipe stdout) is not the filler's.
     const childEnd = openSync(path, constants.O_WRONLY);
     const filler = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-    cleanups.push(() => closeSync(reader));
+    cleanups.push(() => {
+      closeSync(reader);
+      rmSync(dir, { recursive: true });
+    });
     const writeUntilFull = (chunk: Buffer) => {
       for (;;) {
         try {
