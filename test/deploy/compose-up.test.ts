@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import type { Client } from '@herald/client';
 import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import type { Client } from '@herald/client';
 import { freePort } from '../helpers/ports.js';
 import { eventually } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
@@ -92,9 +92,9 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     }
   }
 
-  /** The container's address on the compose network (a restarted container may get another one). */
-  async function ipOf(id: string): Promise<string> {
-    return (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ')[0]!;
+  /** The container's addresses on its networks (a restarted container may get other ones). */
+  async function ipsOf(id: string): Promise<string[]> {
+    return (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ');
   }
 
   /** Container id of the worker that advertises `node` (its membership address is its container IP). */
@@ -103,10 +103,7 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     if (!worker) throw new Error(`node ${node} is not in /balancer/status`);
     const ip = worker.address.split(':')[0];
     const ids = (await compose(['ps', '-q', 'worker'])).stdout.split('\n').filter(Boolean);
-    for (const id of ids) {
-      const ips = (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ');
-      if (ips.includes(ip!)) return id;
-    }
+    for (const id of ids) if ((await ipsOf(id)).includes(ip!)) return id;
     throw new Error(`no worker container has the address ${worker.address}`);
   }
 
@@ -194,22 +191,22 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     const fleet = await startFleet(`ws://127.0.0.1:${httpPort}/ws`, sdkClients, { settleMs: 30_000 });
     fleets.push(fleet);
     const log: string[] = [];
-    // What an operator runs (docs/deploy.md, "Rolling deploys"): `docker restart --time 15` of
+    // What an operator runs (docs/deploy.md, "Rolling deploys"): `docker restart -t 15` of
     // each `compose ps -q worker` in turn — SIGTERM, the worker drains within stop_grace_period,
     // the same container starts again — waiting until the balancer reports it healthy.
     const ids = (await compose(['ps', '-q', 'worker'])).stdout.split('\n').filter(Boolean);
     expect(ids).to.have.lengthOf(3);
     for (const id of ids) {
-      const before = await ipOf(id);
+      const [before] = await ipsOf(id);
       const old = (await status()).workers.find((w) => w.address === `${before}:8080`);
       expect(old?.node, `the balancer knows the worker at ${before}`).to.be.a('string');
       const held = fleet.perWorker().get(old!.node!) ?? 0;
       const from = Date.now();
-      await docker(['restart', '--time', '15', id]);
+      await docker(['restart', '-t', '15', id]);
       const stopped = Date.now() - from;
       // Rediscovered from its new membership record: a new node id at the container's address now
       // (the same or another one), healthy; the old node is gone.
-      const after = await ipOf(id);
+      const [after] = await ipsOf(id);
       const fresh = await eventually(async () => {
         const s = await ready();
         const w = s.workers.find((x) => x.address === `${after}:8080`);
@@ -222,11 +219,11 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
       const peaks = assertPaced(fleet, from, bound, `docker restart of worker ${id.slice(0, 12)} (${held} connections)`);
       log.push(`worker ${id.slice(0, 12)} ${before} -> ${after} (${fresh.node}), ${held} conns, restart ${stopped} ms, bound ${bound}/s: ${JSON.stringify(peaks)}`);
     }
-    const [balancerId] = (await compose(['ps', '-q', 'balancer'])).stdout.split('\n').filter(Boolean);
+    const [balancerContainer] = (await compose(['ps', '-q', 'balancer'])).stdout.split('\n').filter(Boolean);
     const oldBalancer = (await status()).id;
     const most = Math.max(...fleet.perWorker().values());
     const from = Date.now();
-    await docker(['restart', '--time', '15', balancerId!]);
+    await docker(['restart', '-t', '15', balancerContainer!]);
     const stopped = Date.now() - from;
     const back = await eventually(ready, { timeout: 60_000, interval: 250 });
     expect(back.id, 'a new balancer process answers').to.not.equal(oldBalancer);
