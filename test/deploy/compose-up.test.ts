@@ -1,10 +1,12 @@
 import { expect } from 'chai';
 import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import type { Client } from '@herald/client';
 import { freePort } from '../helpers/ports.js';
 import { eventually } from '../helpers/wait.js';
 import { TestClient } from '../helpers/ws-client.js';
 import { createTestCa, type TestCa } from '../helpers/tls.js';
 import { getStatus, type BalancerStatusBody } from '../helpers/balancer.js';
+import { assertPaced, drainBatchRate, startFleet, type Fleet } from '../helpers/rolling-fleet.js';
 import { startDockerd, type Dockerd } from './dockerd.js';
 import { have, ROOT, run, type RunResult } from './exec.js';
 import { ensureStandins } from './standins.js';
@@ -24,6 +26,13 @@ const CACHE = process.env.HERALD_DOCKER_CACHE || '/var/cache/herald-docker';
 const PROJECT = 'herald-deploy-test';
 
 const say = (line: string) => process.stdout.write(`      ${line}\n`);
+
+/** The compose file's HERALD_DRAIN_MS (worker and balancer share one value; the drain bound follows from it). */
+function composeDrainMs(): number {
+  const values = [...readFileSync(`${ROOT}docker-compose.yml`, 'utf8').matchAll(/HERALD_DRAIN_MS:\s*"(\d+)"/g)].map((m) => Number(m[1]));
+  if (values.length === 0 || new Set(values).size !== 1) throw new Error(`expected one HERALD_DRAIN_MS in docker-compose.yml, found ${values.join(', ')}`);
+  return values[0]!;
+}
 
 /** Image names the compose file pulls and the Dockerfile builds FROM (not the ones it builds). */
 function registryImages(): string[] {
@@ -49,6 +58,9 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
   let ca: TestCa | undefined;
   let placedCerts: string[] = [];
   const clients: TestClient[] = [];
+  /** @herald/client clients and fleets of the rolling restart. */
+  const sdkClients: Client[] = [];
+  const fleets: Fleet[] = [];
 
   const status = (): Promise<BalancerStatusBody> => getStatus(httpPort);
   const ws = (port: number, sid: string) =>
@@ -80,16 +92,18 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
     }
   }
 
+  /** The container's addresses on its networks (a restarted container may get other ones). */
+  async function ipsOf(id: string): Promise<string[]> {
+    return (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ');
+  }
+
   /** Container id of the worker that advertises `node` (its membership address is its container IP). */
   async function containerOf(node: string): Promise<string> {
     const worker = (await status()).workers.find((w) => w.node === node);
     if (!worker) throw new Error(`node ${node} is not in /balancer/status`);
     const ip = worker.address.split(':')[0];
     const ids = (await compose(['ps', '-q', 'worker'])).stdout.split('\n').filter(Boolean);
-    for (const id of ids) {
-      const ips = (await docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.trim().split(' ');
-      if (ips.includes(ip!)) return id;
-    }
+    for (const id of ids) if ((await ipsOf(id)).includes(ip!)) return id;
     throw new Error(`no worker container has the address ${worker.address}`);
   }
 
@@ -133,6 +147,8 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
   });
 
   after(async function () {
+    await Promise.all(fleets.map((f) => f.stop()));
+    for (const c of sdkClients) c.close();
     await Promise.all(clients.map((c) => c.close()));
     for (const f of placedCerts) rmSync(f, { force: true });
     ca?.remove();
@@ -162,6 +178,63 @@ describe('docker compose up (deploy: dockerd, stand-in images, the repository co
   it('clients on different workers exchange messages through the balancer', async () => {
     const group = await onDistinctWorkers(httpPort, 3, 'balancer');
     await exchange(group, 'room:compose');
+  });
+
+  it('rolling restart (docker restart of each worker, then of the balancer): nothing lost or duplicated, every close a 1001, reconnects paced', async () => {
+    const drainMs = composeDrainMs();
+    const ready = async () => {
+      const s = await status();
+      if (s.healthy !== 3 || s.workers.length !== 3) throw new Error(`${s.healthy} healthy of ${s.workers.length} workers: ${JSON.stringify(s.workers)}`);
+      return s;
+    };
+    await eventually(ready, { timeout: 60_000, interval: 500 });
+    const fleet = await startFleet(`ws://127.0.0.1:${httpPort}/ws`, sdkClients, { settleMs: 30_000 });
+    fleets.push(fleet);
+    const log: string[] = [];
+    // What an operator runs (docs/deploy.md, "Rolling deploys"): `docker restart -t 15` of
+    // each `compose ps -q worker` in turn — SIGTERM, the worker drains within stop_grace_period,
+    // the same container starts again — waiting until the balancer reports it healthy.
+    const ids = (await compose(['ps', '-q', 'worker'])).stdout.split('\n').filter(Boolean);
+    expect(ids).to.have.lengthOf(3);
+    for (const id of ids) {
+      const [before] = await ipsOf(id);
+      const old = (await status()).workers.find((w) => w.address === `${before}:8080`);
+      expect(old?.node, `the balancer knows the worker at ${before}`).to.be.a('string');
+      const held = fleet.perWorker().get(old!.node!) ?? 0;
+      const from = Date.now();
+      await docker(['restart', '-t', '15', id]);
+      const stopped = Date.now() - from;
+      // Rediscovered from its new membership record: a new node id at the container's address now
+      // (the same or another one), healthy; the old node is gone.
+      const [after] = await ipsOf(id);
+      const fresh = await eventually(async () => {
+        const s = await ready();
+        const w = s.workers.find((x) => x.address === `${after}:8080`);
+        if (!w || !w.healthy || w.node === old!.node) throw new Error(`no new healthy worker at ${after}: ${JSON.stringify(s.workers)}`);
+        if (s.workers.some((x) => x.node === old!.node)) throw new Error(`old node ${old!.node} still listed`);
+        return w;
+      }, { timeout: 60_000, interval: 250 });
+      await fleet.settled();
+      const bound = 2 * drainBatchRate(held, drainMs / 2);
+      const peaks = assertPaced(fleet, from, bound, `docker restart of worker ${id.slice(0, 12)} (${held} connections)`);
+      log.push(`worker ${id.slice(0, 12)} ${before} -> ${after} (${fresh.node}), ${held} conns, restart ${stopped} ms, bound ${bound}/s: ${JSON.stringify(peaks)}`);
+    }
+    const [balancerContainer] = (await compose(['ps', '-q', 'balancer'])).stdout.split('\n').filter(Boolean);
+    const oldBalancer = (await status()).id;
+    const most = Math.max(...fleet.perWorker().values());
+    const from = Date.now();
+    await docker(['restart', '-t', '15', balancerContainer!]);
+    const stopped = Date.now() - from;
+    const back = await eventually(ready, { timeout: 60_000, interval: 250 });
+    expect(back.id, 'a new balancer process answers').to.not.equal(oldBalancer);
+    const totals = await fleet.finish();
+    const bound = 2 * drainBatchRate(most, drainMs / 2);
+    const peaks = assertPaced(fleet, from, bound, 'docker restart of the balancer');
+    log.push(`balancer: ${most} conns on the busiest worker, restart ${stopped} ms, bound ${bound}/s: ${JSON.stringify(peaks)}`);
+    log.push(`${totals.acked} messages acked, each received once by all ${fleet.subs.length} subscribers; ${totals.closes} closes, all 1001`);
+    for (const line of log) say(line);
+    // The later cases stop workers: these clients would only retry against them.
+    for (const c of sdkClients.splice(0)) c.close();
   });
 
   it('finds a 4th worker after --scale worker=4, without restarting the balancer', async () => {
