@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import type { Row } from '../result.js';
+import type { ServerProcess } from '../servers/server-process.js';
 import { runContinuityTargets } from '../continuity/run-targets.js';
 import { CONTINUITY_CHANNEL, DEPLOY_DRAIN_MS, Slot, balancerLauncher, healthyWorkers, peakRate, until, workerLauncher } from '../continuity/servers.js';
 import { type ContinuityTarget } from '../continuity/subscribers.js';
@@ -9,15 +10,46 @@ const RATE_WINDOW_MS = 200;
 /** Pause between two drain batches of a Herald worker (packages/server/src/drain.ts). */
 const BATCH_INTERVAL_MS = 50;
 
+/** One drain of the run, as its worker logged it, and the reconnects it caused. */
+interface DrainPhase {
+  /** Connections the drain closed (the busiest worker's, for the balancer's drain request). */
+  drained: number;
+  /** That drain's batch rate: its largest batch, `ceil(drained / batches)`, per 50 ms, as closes per second. */
+  drainBatchRatePerSec: number;
+  /** Peak reconnects per second one worker took meanwhile (200 ms windows). */
+  peakReconnectsPerSec: number;
+}
+
+/**
+ * The batch rate of a Herald drain of `connections` over `spreadMs`, in closes per second
+ * (packages/server/src/drain.ts: a batch every 50 ms, `batches = spreadMs / 50`, none larger
+ * than `ceil(connections / batches)`).
+ */
+function drainBatchRate(connections: number, spreadMs: number): number {
+  const batches = Math.max(1, Math.floor(spreadMs / BATCH_INTERVAL_MS));
+  return (Math.ceil(connections / batches) * 1000) / BATCH_INTERVAL_MS;
+}
+
+/**
+ * The fields of the first line `proc` logged (pino JSON) with message `msg`, waiting up to `ms`
+ * for it; undefined when none came (Socket.IO has no drain and logs none).
+ */
+async function logged(proc: ServerProcess, msg: string, ms: number): Promise<Record<string, unknown> | undefined> {
+  const tag = `"msg":${JSON.stringify(msg)}`;
+  const line = await proc.waitForLine((l) => l.includes(tag), ms).catch(() => undefined);
+  return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+}
+
 /**
  * `deploy`: subscribers of a history channel and a publisher, all through herald-balancer in
  * front of `workers` processes; every worker is restarted one by one (SIGTERM, wait for the exit,
  * a new process on the same port, wait until the balancer sees it healthy), then the balancer.
  * Reports messages lost (acked but missing at a subscriber after its de-duplication) and
  * duplicated, connections dropped without 1001, the peak reconnects per second a worker took
- * (200 ms windows) beside Herald's drain batch rate, and the time from the balancer's restart
- * until every subscriber is back and receives live messages. Herald with @herald/client and
- * Socket.IO with connection state recovery (behind the same balancer) run the same steps.
+ * (200 ms windows) during each drain beside that drain's batch rate (Herald: from the
+ * connections its worker logged), and the time from the balancer's restart until every
+ * subscriber is back and receives live messages. Herald with @herald/client and Socket.IO with
+ * connection state recovery (behind the same balancer) run the same steps.
  */
 export function deployScenario(ctx: Context): Promise<Row[]> {
   return runContinuityTargets(ctx, 'deploy', 'lost', (target, redisUrl) => runDeploy(ctx, target, redisUrl));
@@ -59,20 +91,26 @@ async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: strin
     })();
 
     const started = Date.now();
-    const perWorker = () => {
-      const conns = Math.ceil(n / slots.length);
-      // Herald's drain closes ceil(conns / batches) every 50 ms over half of HERALD_DRAIN_MS.
-      const batches = Math.max(1, Math.floor(DEPLOY_DRAIN_MS / 2 / BATCH_INTERVAL_MS));
-      return (Math.ceil(conns / batches) * 1000) / BATCH_INTERVAL_MS;
-    };
+    // Each drain's rate follows from the connections that worker held when it drained, which
+    // its own log line gives: not subscribers / workers, since rendezvous hashing splits them
+    // unevenly, the publisher is a connection too, and in a rolling restart the clients of the
+    // workers restarted earlier stay on the others, so the last one drains nearly all of them.
+    // Socket.IO's servers exit on SIGTERM: no drain, no such line.
+    const drains = target.name === 'herald';
+    const restarts: Array<{ from: number; drained: number | undefined }> = [];
     for (const [i, slot] of slots.entries()) {
       ctx.progress(`deploy: ${target.name}: restarting worker ${i + 1}/${slots.length}`);
+      const from = Date.now();
+      const old = slot.proc;
       await slot.restart();
+      restarts.push({ from, drained: drains ? ((await logged(old, 'draining', 0))?.connections as number | undefined) : undefined });
       if (!(await allHealthy())) throw new Error(`deploy: ${target.name}: worker ${i + 1} did not come back`);
     }
     ctx.progress(`deploy: ${target.name}: restarting the balancer`);
     const balancerAt = Date.now();
     await balancer.restart();
+    // The balancer exits once its tunnels ended, i.e. after every worker started its drain request.
+    const balancerDrains = drains ? await Promise.all(slots.map((s) => logged(s.proc, 'draining the connections of a balancer', 2000))) : [];
     await allHealthy();
     // Steady: every subscriber connected and receiving what is published from now on.
     const mark = seq;
@@ -90,6 +128,12 @@ async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: strin
       for (const s of subs) for (const r of s.reconnects) if (r.at >= from && r.at < to) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
       return Math.max(0, ...[...byNode.values()].map((times) => peakRate(times, RATE_WINDOW_MS)));
     };
+    const phase = (drained: number | undefined, spreadMs: number, from: number, to: number): DrainPhase | undefined =>
+      drained === undefined ? undefined : { drained, drainBatchRatePerSec: drainBatchRate(drained, spreadMs), peakReconnectsPerSec: peakPerWorker(from, to) };
+    const workerRestarts = restarts.map((r, i) => phase(r.drained, DEPLOY_DRAIN_MS / 2, r.from, restarts[i + 1]?.from ?? balancerAt));
+    const busiest = balancerDrains.filter((d) => d !== undefined).sort((a, b) => (b.connections as number) - (a.connections as number))[0];
+    const balancerRestart = phase(busiest?.connections as number | undefined, (busiest?.spreadMs as number | undefined) ?? 0, balancerAt, Infinity);
+    const phases = [...workerRestarts, balancerRestart];
     const closes = subs.flatMap((s) => s.closes);
     return {
       scenario: 'deploy',
@@ -113,7 +157,10 @@ async function runDeploy(ctx: Context, target: ContinuityTarget, redisUrl: strin
         // back as their backoff jitter lets them).
         peakDuringWorkerRestarts: peakPerWorker(started, balancerAt),
         peakAfterBalancerRestart: peakPerWorker(balancerAt, Infinity),
-        drainBatchRatePerSec: perWorker(),
+        // Per drain (Herald only: Socket.IO has none): each peak against its own drain's rate.
+        workerRestarts: workerRestarts.every(Boolean) ? workerRestarts : undefined,
+        balancerRestart,
+        paced: phases.every(Boolean) ? phases.every((p) => p!.peakReconnectsPerSec <= 2 * p!.drainBatchRatePerSec) : undefined,
         steady,
         steadyMs,
       },
