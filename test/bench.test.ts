@@ -81,6 +81,7 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(rows.map((r) => r.target)).to.deep.equal(['ws (bare)', 'socket.io', 'herald']);
     for (const r of rows) {
       expect(r.extra!.opened, r.target).to.equal(50);
+      expect(r.extra!.warmUp, `${r.target}: a tenth of N held open before the first reading`).to.equal(5);
       expect(r.extra!.gc, r.target).to.equal(true);
       expect(Number.isFinite(r.value), r.target).to.equal(true);
     }
@@ -205,6 +206,8 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(herald.lost).to.equal(0);
     expect(herald.extra!.duplicated).to.equal(0);
     expect(herald.p99).to.be.greaterThan(0);
+    // From the end of the cut, not from the publish: never more than the replay latency.
+    expect(herald.extra!.afterLinkP99Ms as number).to.be.within(0, herald.extra!.replayP99Ms as number);
   });
 
   it('deploy: workers one by one, then the balancer: Herald loses nothing, every close a 1001, reconnect rates measured; Socket.IO CSR measured beside it', async function () {

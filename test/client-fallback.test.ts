@@ -9,10 +9,12 @@ import { eventually, startInProcess } from './helpers/index.js';
 
 /**
  * A real HTTP proxy in front of the worker that passes plain requests and, while `blocking`,
- * refuses every WebSocket upgrade (403): what a proxy that does not allow upgrades does.
+ * refuses every WebSocket upgrade (403): what a proxy that does not allow upgrades does. While
+ * `down`, it drops every connection at once (an outage: every transport fails).
  */
 class UpgradeBlockingProxy {
   blocking = true;
+  down = false;
   refused = 0;
   readonly server: Server;
   private readonly proxy = httpProxy.createProxyServer({ ws: true });
@@ -25,6 +27,7 @@ class UpgradeBlockingProxy {
     });
     this.server = createServer((req, res) => this.proxy.web(req, res, { target }));
     this.server.on('connection', (s) => {
+      if (this.down) return s.destroy();
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -41,6 +44,11 @@ class UpgradeBlockingProxy {
   async listen(): Promise<string> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     return `ws://127.0.0.1:${(this.server.address() as AddressInfo).port}/ws`;
+  }
+
+  /** Drops every open connection (tunnels and HTTP requests alike). */
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
   }
 
   async close(): Promise<void> {
@@ -173,4 +181,74 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
       expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i + 1));
     });
   }
+
+  /** Publishes `count` messages to `channel` over a direct WebSocket client, one every 10 ms. */
+  async function publishSlowly(channel: string, count: number): Promise<void> {
+    const publisher = client(url);
+    publisher.connect();
+    await publisher.ready();
+    for (let i = 0; i < count; i++) {
+      await publisher.publish(channel, i);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('in an outage, goes back from a failing fallback to the WebSocket that worked (never down to the last transport)', async () => {
+    const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
+    proxies.push(proxy);
+    proxy.blocking = false;
+    const target = await proxy.listen();
+    // Node 20's fetch (undici 6) can hang on a connection closed before the request is written
+    // instead of failing (packages/client/README.md): a short connectTimeout bounds such an attempt.
+    const c = client(target, { fallbackAfter: 1, probeInterval: 0, connectTimeout: 1000 });
+    const got: ChannelMessage[] = [];
+    const sub = c.subscribe('room:outage', { onMessage: (m) => got.push(m) });
+    c.connect();
+    await c.ready();
+    await eventually(() => expect(sub.state).to.equal('subscribed'));
+    expect(c.transport).to.equal('websocket');
+    const attempts: TransportName[] = [];
+    c.on('state', (s) => s.newState === State.Connecting && attempts.push(s.transport));
+    proxy.down = true;
+    proxy.cut();
+    const publishing = publishSlowly('room:outage', 40);
+    await eventually(() => expect(attempts.length).to.be.at.least(5), { timeout: 10_000 });
+    proxy.down = false;
+    await eventually(() => expect(c.state).to.equal(State.Connected));
+    await publishing;
+    await eventually(() => expect(got.length).to.equal(40));
+    expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: 40 }, (_, i) => i + 1));
+    // fallbackAfter 1: each failed WebSocket attempt tries SSE once, and a failed SSE attempt
+    // goes straight back to WebSocket — long-polling, the last transport, is never reached.
+    expect(attempts).to.not.include('long-polling');
+    expect(attempts.slice(0, 5)).to.deep.equal(['websocket', 'sse', 'websocket', 'sse', 'websocket']);
+  });
+
+  it('when WebSocket worked before the fallback session began, probes it after the first reconnect delay, not probeInterval', async () => {
+    const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
+    proxies.push(proxy);
+    proxy.blocking = false;
+    const target = await proxy.listen();
+    // probeInterval stays at its default (30 s): an upgrade within the wait below is the soon probe.
+    const c = client(target, { fallbackAfter: 1 });
+    const got: ChannelMessage[] = [];
+    const sub = c.subscribe('room:probe', { onMessage: (m) => got.push(m) });
+    c.connect();
+    await c.ready();
+    await eventually(() => expect(sub.state).to.equal('subscribed'));
+    const sessions: TransportName[] = [];
+    c.on('state', (s) => {
+      if (s.newState !== State.Connected) return;
+      sessions.push(s.transport);
+      // The network lets upgrades through again as soon as the fallback session is up.
+      if (s.transport === 'sse') proxy.blocking = false;
+    });
+    proxy.blocking = true;
+    proxy.cut();
+    const publishing = publishSlowly('room:probe', 40);
+    await eventually(() => expect(sessions).to.deep.equal(['sse', 'websocket']), { timeout: 5000 });
+    await publishing;
+    await eventually(() => expect(got.length).to.equal(40));
+    expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
 });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Socket } from 'node:net';
-import { DEFAULT_WRITE_BATCH, coalesceWrites, configureWriteBatching, frameOnce, supportsFastWrite, writeFramed } from '@herald/server';
+import { BUSY_FROM, BUSY_FULL, DEFAULT_WRITE_BATCH, loadConfig, coalesceWrites, configureWriteBatching, currentWriteWindowMs, frameOnce, supportsFastWrite, windowFor, writeFramed } from '@herald/server';
 
 // Fails when a ws release changes the one private field the fast path uses (WebSocket#_sender.sendFrame).
 describe('ws fast write (unit, real ws sockets)', () => {
@@ -99,6 +99,39 @@ describe('write coalescing (unit, real sockets)', () => {
       void immediate().then(() => (afterIteration = socket.writableCorked));
     });
     expect(afterIteration).to.equal(0);
+  });
+
+  it('grows the window with event-loop utilisation, from windowMs to maxWindowMs', () => {
+    configureWriteBatching({ windowMs: 8, maxWindowMs: 24, minFramesPerSec: 0 });
+    const between = (BUSY_FROM + BUSY_FULL) / 2;
+    expect([0, BUSY_FROM, between, BUSY_FULL, 1].map(windowFor)).to.deep.equal([8, 8, 16, 24, 24]);
+    configureWriteBatching({ windowMs: 8, maxWindowMs: 4, minFramesPerSec: 0 });
+    expect(windowFor(1), 'a max at or below the window keeps it fixed').to.equal(8);
+    configureWriteBatching({ windowMs: 8, minFramesPerSec: 0 });
+    expect(windowFor(1), 'no max keeps it fixed').to.equal(8);
+  });
+
+  it('reads the windows from the environment: the busy window defaults to 3 × HERALD_WRITE_BATCH_MS', () => {
+    expect(loadConfig({}).writeBatch).to.deep.equal({ windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10_000 });
+    expect(loadConfig({ HERALD_WRITE_BATCH_MS: '5' }).writeBatch).to.include({ windowMs: 5, maxWindowMs: 15 });
+    expect(loadConfig({ HERALD_WRITE_BATCH_MS: '5', HERALD_WRITE_BATCH_MAX_MS: '5' }).writeBatch).to.include({ windowMs: 5, maxWindowMs: 5 });
+    expect(loadConfig({ HERALD_WRITE_BATCH_MS: '0' }).writeBatch).to.include({ windowMs: 0, maxWindowMs: 0 });
+    expect(() => loadConfig({ HERALD_WRITE_BATCH_MAX_MS: '500' })).to.throw(/HERALD_WRITE_BATCH_MAX_MS/);
+  });
+
+  it('waits the longer window after a sample of a busy event loop', async () => {
+    configureWriteBatching({ windowMs: 5, maxWindowMs: 40, minFramesPerSec: 0 });
+    expect(currentWriteWindowMs()).to.equal(5);
+    let window = -1;
+    await exchange(1, (ws, socket) => {
+      // Keep the loop fully busy for longer than one 100 ms sample, then broadcast: the sample taken
+      // by that broadcast sees utilisation near 1.
+      const until = performance.now() + 150;
+      while (performance.now() < until);
+      writeFramed(ws, socket, frameOnce(Buffer.from('w'), false));
+      window = currentWriteWindowMs();
+    });
+    expect(window).to.equal(40);
   });
 
   it('lets a corked socket go early once 16 KiB wait', async () => {

@@ -91,6 +91,11 @@ export class Client extends Emitter<ClientEvents> {
   #transportIndex = 0;
   /** Attempts in a row on the current transport that failed before their `welcome`. */
   #failures = 0;
+  /**
+   * Index of the most preferred transport that got a `welcome` in this client's life, -1 for none:
+   * proof that the network lets it through, so a later failure of it is an outage, not a block.
+   */
+  #worked = -1;
   #probe: WebSocketProbe | undefined;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   #welcome: WelcomeFrame | undefined;
@@ -480,10 +485,13 @@ export class Client extends Emitter<ClientEvents> {
     this.#welcome = frame;
     this.#attempt = 0;
     this.#failures = 0;
+    // A WebSocket that worked before and failed since is most likely back too: probe it soon.
+    const probeSoon = this.#worked >= 0 && this.#worked < this.#transportIndex;
+    if (this.#worked < 0 || this.#transportIndex < this.#worked) this.#worked = this.#transportIndex;
     this.#setState(State.Connected);
     if (this.#state !== State.Connected) return; // a state listener closed the client
     this.#watchdog.start();
-    this.#scheduleProbe();
+    this.#scheduleProbe(probeSoon);
     this.emit('welcome', frame);
     // Subscriptions first, so that queued publishes to those channels are seen by this connection too.
     for (const sub of this.#subs.values()) sub._connected();
@@ -493,11 +501,7 @@ export class Client extends Emitter<ClientEvents> {
   /** Every end of a transport comes here; decides between reconnecting and stopping. */
   #transportLost(generation: number, code: number, reason: string): void {
     if (generation !== this.#generation || this.#state === State.Disconnected) return;
-    // An attempt that never got its welcome counts toward falling back to the next transport.
-    if (this.#state === State.Connecting && ++this.#failures >= this.#options.fallbackAfter && this.#transportIndex + 1 < this.#options.transports.length) {
-      this.#transportIndex++;
-      this.#failures = 0;
-    }
+    if (this.#state === State.Connecting) this.#afterFailedAttempt();
     this.#teardown(code, reason);
     const advice = reconnectAdvice(code);
     if (advice === 'stop') return this.#stop(code, reason);
@@ -516,6 +520,25 @@ export class Client extends Emitter<ClientEvents> {
       this.#reconnectTimer = undefined;
       if (this.#state === State.Reconnecting) this.#startAttempt();
     }, delay);
+  }
+
+  /**
+   * Picks the transport of the next attempt after one that never got its `welcome`: the next one
+   * after `fallbackAfter` failures in a row, wrapping round from the last to the first (in an
+   * outage every transport fails; none is given up for good). A fallback that fails too while a
+   * more preferred transport worked before means an outage, not a blocked transport: back to
+   * that one at once, so the client does not come out of an outage on its last fallback.
+   */
+  #afterFailedAttempt(): void {
+    if (this.#worked >= 0 && this.#worked < this.#transportIndex) {
+      this.#transportIndex = this.#worked;
+      this.#failures = 0;
+      return;
+    }
+    const count = this.#options.transports.length;
+    if (++this.#failures < this.#options.fallbackAfter || count === 1) return;
+    this.#transportIndex = (this.#transportIndex + 1) % count;
+    this.#failures = 0;
   }
 
   /**
@@ -562,10 +585,15 @@ export class Client extends Emitter<ClientEvents> {
 
   // ---- probing back up to WebSocket ------------------------------------------------------
 
-  /** On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of this one). */
-  #scheduleProbe(): void {
+  /**
+   * On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of
+   * this one): after `probeInterval`, or after the first reconnect delay when `soon` (a WebSocket
+   * worked before this fallback session began).
+   */
+  #scheduleProbe(soon = false): void {
     const ws = this.#options.transports.indexOf('websocket');
     if (this.#options.probeInterval <= 0 || ws < 0 || ws >= this.#transportIndex) return;
+    const delay = soon ? Math.min(this.#delay(0), this.#options.probeInterval) : this.#options.probeInterval;
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined;
       if (this.#state !== State.Connected) return;
@@ -575,9 +603,10 @@ export class Client extends Emitter<ClientEvents> {
         this.#probe = undefined;
         if (generation !== this.#generation || this.#state !== State.Connected) return;
         if (ok && this.#pending.size === 0) this.#upgrade(ws);
-        else this.#scheduleProbe();
+        // A WebSocket that opened while requests were in flight is tried again soon.
+        else this.#scheduleProbe(ok);
       });
-    }, this.#options.probeInterval);
+    }, delay);
   }
 
   #stopProbe(): void {

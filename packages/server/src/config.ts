@@ -60,6 +60,7 @@ const EnvSchema = z.object({
   HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
   HERALD_WRITE_BATCH_MS: envInt(0, 100).default(DEFAULT_WRITE_BATCH.windowMs),
+  HERALD_WRITE_BATCH_MAX_MS: envInt(0, 100).optional(),
   HERALD_WRITE_BATCH_MIN_RATE: envInt(0).default(DEFAULT_WRITE_BATCH.minFramesPerSec),
   HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
   HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
@@ -156,7 +157,7 @@ export interface WorkerConfig {
   maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
-  /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 8, minFramesPerSec: 10000 } */
+  /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10000 } */
   writeBatch: WriteBatchOptions;
   /** Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`): the worker serves https/wss. Unset = plain HTTP. */
   tls?: TlsFiles;
@@ -230,7 +231,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxHeaderBytes: e.HERALD_MAX_HEADER_BYTES,
     maxJsonDepth: e.HERALD_MAX_JSON_DEPTH,
     maxFramesInFlight: e.HERALD_MAX_FRAMES_IN_FLIGHT,
-    writeBatch: { windowMs: e.HERALD_WRITE_BATCH_MS, minFramesPerSec: e.HERALD_WRITE_BATCH_MIN_RATE },
+    writeBatch: {
+      windowMs: e.HERALD_WRITE_BATCH_MS,
+      // Unset: the default's ratio to the default window (a lowered HERALD_WRITE_BATCH_MS lowers it too).
+      maxWindowMs: e.HERALD_WRITE_BATCH_MAX_MS ?? Math.round((e.HERALD_WRITE_BATCH_MS * DEFAULT_WRITE_BATCH.maxWindowMs) / Math.max(1, DEFAULT_WRITE_BATCH.windowMs)),
+      minFramesPerSec: e.HERALD_WRITE_BATCH_MIN_RATE,
+    },
     port: e.PORT,
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.\-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`,

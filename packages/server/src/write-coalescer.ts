@@ -12,7 +12,9 @@
  *   more than `minFramesPerSec` broadcast frames per second: the messages of several publishes
  *   share each socket's write. This trades at most `windowMs` of latency for CPU, like
  *   centrifuge's write delay, but only under load, where the syscalls saved are what keeps the
- *   latency from growing further.
+ *   latency from growing further. While the event loop is busy (utilisation above 30 %), the
+ *   window grows towards `maxWindowMs` (default 24 ms): there frames already wait behind the
+ *   work, and the longer window is what removes work.
  *
  * Order is kept whatever the flush point: a socket is corked once, and every frame written to
  * it meanwhile (replies included) joins the same buffer. Process-wide (one worker per process).
@@ -22,14 +24,25 @@ import { performance } from 'node:perf_hooks';
 
 /** When broadcasts wait for a batch window (see the file comment). */
 export interface WriteBatchOptions {
-  /** Longest a broadcast frame waits to share a write; 0 turns batching off. Default 8 ms. */
+  /** Longest a broadcast frame waits to share a write while the event loop has room; 0 turns batching off. Default 8 ms. */
   windowMs: number;
+  /**
+   * Longest window while the event loop is busy: between {@link BUSY_FROM} and {@link BUSY_FULL}
+   * event-loop utilisation the window grows linearly from `windowMs` to this. At or below
+   * `windowMs` (or unset), the window is fixed. Default 24 ms.
+   */
+  maxWindowMs?: number;
   /** Broadcast frames per second (to all sockets of the worker) above which batching is on; 0 = always. Default 10,000. */
   minFramesPerSec: number;
 }
 
-/** Defaults of {@link WriteBatchOptions} (`HERALD_WRITE_BATCH_MS`, `HERALD_WRITE_BATCH_MIN_RATE`). */
-export const DEFAULT_WRITE_BATCH: Readonly<WriteBatchOptions> = { windowMs: 8, minFramesPerSec: 10_000 };
+/** Defaults of {@link WriteBatchOptions} (`HERALD_WRITE_BATCH_MS`, `HERALD_WRITE_BATCH_MAX_MS`, `HERALD_WRITE_BATCH_MIN_RATE`). */
+export const DEFAULT_WRITE_BATCH: Readonly<Required<WriteBatchOptions>> = { windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10_000 };
+
+/** Event-loop utilisation (0–1, over the last sample) from which the window grows. */
+export const BUSY_FROM = 0.3;
+/** Event-loop utilisation at which the window reaches `maxWindowMs`. */
+export const BUSY_FULL = 0.6;
 
 /**
  * Bytes a corked socket may hold before it is flushed early. Small next to the send-buffer limit
@@ -49,6 +62,9 @@ let windowTimer: NodeJS.Timeout | null = null;
 let frames = 0;
 let rateSince = performance.now();
 let busy = false;
+/** The window of the current sample: `windowMs`, or longer while the loop is busy. */
+let currentWindowMs = options.windowMs;
+let elu = performance.eventLoopUtilization();
 
 /** Sets the batch window of this process (the worker calls it at start from its config). */
 export function configureWriteBatching(next: WriteBatchOptions): void {
@@ -56,6 +72,13 @@ export function configureWriteBatching(next: WriteBatchOptions): void {
   frames = 0;
   rateSince = performance.now();
   busy = options.windowMs > 0 && options.minFramesPerSec === 0;
+  currentWindowMs = options.windowMs;
+  elu = performance.eventLoopUtilization();
+}
+
+/** The batch window broadcasts wait for now, in ms (re-evaluated every 100 ms). */
+export function currentWriteWindowMs(): number {
+  return currentWindowMs;
 }
 
 /** Lets a reply written to `socket` in this iteration leave with the others (call before `ws.send`). */
@@ -71,7 +94,7 @@ export function coalesceBroadcast(socket: Socket): void {
   if (joinCorked(socket) || socket.writableLength > 0) return;
   socket.cork();
   if (windowTimer !== null || fanOutBusy()) {
-    if (windowTimer === null) windowTimer = setTimeout(flushWindow, options.windowMs);
+    if (windowTimer === null) windowTimer = setTimeout(flushWindow, currentWindowMs);
     untilWindow.push(socket);
   } else {
     scheduleImmediate(socket);
@@ -104,15 +127,36 @@ function scheduleImmediate(socket: Socket): void {
 /** Whether the broadcast rate of the last sample is above the threshold (re-sampled every 100 ms). */
 function fanOutBusy(): boolean {
   if (options.windowMs === 0) return false;
-  if (options.minFramesPerSec === 0) return true;
   const now = performance.now();
   const elapsed = now - rateSince;
   if (elapsed >= RATE_SAMPLE_MS) {
-    busy = (frames * 1000) / elapsed >= options.minFramesPerSec;
+    busy = options.minFramesPerSec === 0 || (frames * 1000) / elapsed >= options.minFramesPerSec;
     frames = 0;
     rateSince = now;
+    currentWindowMs = windowFor(loopUtilisation());
   }
   return busy;
+}
+
+/** Event-loop utilisation since the last call (0–1). */
+function loopUtilisation(): number {
+  const next = performance.eventLoopUtilization();
+  const { utilization } = performance.eventLoopUtilization(next, elu);
+  elu = next;
+  return utilization;
+}
+
+/**
+ * The window for a loop this busy: `windowMs` up to {@link BUSY_FROM}, then linearly longer, to
+ * `maxWindowMs` at {@link BUSY_FULL}. Why grow it: a loop that busy makes frames wait anyway
+ * (they queue behind the work), and a longer window cuts that work — each syscall saved is CPU
+ * the loop gets back — so latency under load falls rather than rises.
+ */
+export function windowFor(utilisation: number): number {
+  const { windowMs, maxWindowMs = windowMs } = options;
+  if (maxWindowMs <= windowMs) return windowMs;
+  const share = Math.min(1, Math.max(0, (utilisation - BUSY_FROM) / (BUSY_FULL - BUSY_FROM)));
+  return Math.round(windowMs + share * (maxWindowMs - windowMs));
 }
 
 function flushImmediate(): void {

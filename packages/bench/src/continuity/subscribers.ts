@@ -47,12 +47,19 @@ export interface ContinuityTarget {
 const MIN_DELAY_MS = 100;
 const MAX_DELAY_MS = 2000;
 
+/**
+ * Both clients on WebSocket only (Socket.IO below: `transports: ['websocket']`): the scenarios
+ * compare reconnection and recovery, not HTTP fallback. It also keeps Node 20's fetch out of the
+ * cut links: it can hang on a connection closed before its request is written (packages/client/README.md).
+ */
+const HERALD_TRANSPORTS: ['websocket'] = ['websocket'];
+
 /** Herald with @herald/client: history channel, resubscribe with `since` on every reconnect. */
 export const heraldTarget: ContinuityTarget = {
   name: 'herald',
   url: (port) => `ws://127.0.0.1:${port}/ws`,
   subscriber(url, channel, id) {
-    const c = new Client(url, { WebSocket, params: { sid: id }, minReconnectDelay: MIN_DELAY_MS, maxReconnectDelay: MAX_DELAY_MS });
+    const c = new Client(url, { WebSocket, params: { sid: id }, minReconnectDelay: MIN_DELAY_MS, maxReconnectDelay: MAX_DELAY_MS, transports: HERALD_TRANSPORTS });
     c.on('error', () => undefined);
     const got = new Map<number, { at: number; t: number }>();
     const offsetsOf = new Map<number, Set<number>>();
@@ -85,7 +92,7 @@ export const heraldTarget: ContinuityTarget = {
     };
   },
   publisher(url, channel) {
-    const c = new Client(url, { WebSocket, params: { sid: 'publisher' }, minReconnectDelay: MIN_DELAY_MS, maxReconnectDelay: MAX_DELAY_MS });
+    const c = new Client(url, { WebSocket, params: { sid: 'publisher' }, minReconnectDelay: MIN_DELAY_MS, maxReconnectDelay: MAX_DELAY_MS, transports: HERALD_TRANSPORTS });
     c.on('error', () => undefined);
     c.connect();
     return {

@@ -14,8 +14,21 @@ export const CONNS_GOAL = 1.3;
 export const CONNS_PER_AGENT = 15_000;
 
 /**
- * `conns`: opens N idle subscribed connections to one process of each kind at a ramp rate,
- * holds them, forces a GC in the server and reports (RSS after − RSS before) / N.
+ * Connections opened (and held) before the "before" measurement: a tenth of N, at most 1,000.
+ * Without them the figure charged to the connections what the process grows into on its first
+ * burst of allocations, whatever causes it — V8's young generation doubles (16 → 32 MB
+ * committed) on the first ramp — so a server that happens to start smaller (fewer modules
+ * loaded) read as more memory per connection. Measured after a warm-up, the figure is the
+ * marginal cost of one more idle connection, which is what capacity planning needs.
+ */
+export function warmUpConns(n: number): number {
+  return Math.min(1000, Math.ceil(n / 10));
+}
+
+/**
+ * `conns`: opens a warm-up share of idle subscribed connections ({@link warmUpConns}) to one
+ * process of each kind, forces a GC and measures; then opens N more at a ramp rate, holds them
+ * all, forces a GC again and reports (RSS after − RSS before) / N.
  */
 export async function connsScenario(ctx: Context): Promise<Row[]> {
   const { opts } = ctx;
@@ -36,17 +49,21 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
     const pool = new AgentPool(agents);
     try {
       const server = dep.procs[0]!;
-      const before = await server.gcAndMeasure();
-      ctx.progress(`conns: ${name}: opening ${n} idle subscribed connections at ${opts.rampPerSec || 'max'}/s`);
-      const shares = split(n, agents);
       const bases = proto === 'socketio' ? dep.httpBases : dep.wsBases;
-      const m = await measured({ server: () => dep.pids(), loadgen: () => pool.pids() }, () =>
+      const open = (counts: number[]) =>
         pool.all<OpenResult>((i) =>
-          shares[i]! > 0
-            ? { cmd: 'open', proto, urls: bases, conns: shares[i]!, channel: 'bench:idle', rampPerSec: opts.rampPerSec / agents }
+          counts[i]! > 0
+            ? { cmd: 'open', proto, urls: bases, conns: counts[i]!, channel: 'bench:idle', rampPerSec: opts.rampPerSec / agents }
             : undefined,
-        ),
-      );
+        );
+      const warm = warmUpConns(n);
+      const warmed = await open(split(warm, agents));
+      const warmFailed = warmed.reduce((s, r) => s + (r?.failed ?? 0), 0);
+      if (warmFailed > 0) throw new Error(`conns: ${name}: ${warmFailed} of ${warm} warm-up connections failed: ${warmed.flatMap((r) => r?.errors ?? []).slice(0, 3).join('; ')}`);
+      const before = await server.gcAndMeasure();
+      ctx.progress(`conns: ${name}: ${warm} warm-up connections open; opening ${n} more idle subscribed connections at ${opts.rampPerSec || 'max'}/s`);
+      const shares = split(n, agents);
+      const m = await measured({ server: () => dep.pids(), loadgen: () => pool.pids() }, () => open(shares));
       const opened = m.result.reduce((s, r) => s + (r?.opened ?? 0), 0);
       const failed = m.result.reduce((s, r) => s + (r?.failed ?? 0), 0);
       const rampMs = Math.max(...m.result.map((r) => r?.ms ?? 0));
@@ -65,6 +82,7 @@ export async function connsScenario(ctx: Context): Promise<Row[]> {
         loadgenSaturated: m.loadgenSaturated,
         busyCores: m.busyCores,
         extra: {
+          warmUp: warm,
           opened,
           failed,
           errors: m.result.flatMap((r) => r?.errors ?? []).slice(0, 5),

@@ -10,7 +10,8 @@ import { type ContinuitySubscriber, type ContinuityTarget } from '../continuity/
  * `jitterCutMs` every `jitterPeriodMs` (each at its own phase) through a proxy of its own, while
  * a publisher sends stamped messages on a history channel. Reports the share of messages every
  * subscriber got (after the app's de-duplication) and the p99 latency of the replayed ones — the
- * messages published while that subscriber was cut, from their publish to their arrival.
+ * messages published while that subscriber was cut, from their publish to their arrival (and, in
+ * `extra`, from the end of the cut to their arrival).
  * Herald with @herald/client and Socket.IO with connection state recovery run the same load.
  */
 export function jitterScenario(ctx: Context): Promise<Row[]> {
@@ -73,6 +74,7 @@ async function runJitter(ctx: Context, target: ContinuityTarget, redisUrl: strin
 
     let delivered = 0;
     const replay: number[] = [];
+    const afterLink: number[] = [];
     const all: number[] = [];
     for (const [i, s] of subs.entries()) {
       for (const a of acked) {
@@ -80,7 +82,10 @@ async function runJitter(ctx: Context, target: ContinuityTarget, redisUrl: strin
         if (!g) continue;
         delivered++;
         all.push(g.at - g.t);
-        if (cuts[i]!.some(([from, to]) => g.t >= from && g.t < to)) replay.push(g.at - g.t);
+        const cut = cuts[i]!.find(([from, to]) => g.t >= from && g.t < to);
+        if (!cut) continue;
+        replay.push(g.at - g.t);
+        afterLink.push(g.at - cut[1]);
       }
     }
     const expected = acked.size * n;
@@ -102,6 +107,11 @@ async function runJitter(ctx: Context, target: ContinuityTarget, redisUrl: strin
         cuts: cuts.reduce((k, c) => k + c.length, 0),
         replayed: replay.length,
         replayP99Ms: quantile(replay, 0.99),
+        // The part of the replay latency the product controls: from the end of the cut (the link
+        // is back) to the arrival — the client's next attempt, the handshake and the replay. A
+        // message published at the start of a cut waits the whole cut before it can arrive.
+        afterLinkP50Ms: quantile(afterLink, 0.5),
+        afterLinkP99Ms: quantile(afterLink, 0.99),
         allP99Ms: quantile(all, 0.99),
         duplicated: subs.reduce((k, s) => k + s.duplicated(), 0),
         reconnects: subs.reduce((k, s) => k + s.reconnects.length, 0),
