@@ -86,6 +86,22 @@ describe('worker: limits and bad input', () => {
     expect(await a.request({ type: 'subscribe', channel: 'still:ok' })).to.deep.include({ type: 'ack' });
   });
 
+  it('counts every frame written to a client in herald_frames_sent_total', async () => {
+    const before = await metric(http, 'herald_frames_sent_total');
+    const [a, b] = [await open(), await open()];
+    await a.waitFrame((f) => f.type === 'welcome');
+    await b.waitFrame((f) => f.type === 'welcome');
+    await a.request({ type: 'subscribe', channel: 'room' });
+    await b.request({ type: 'subscribe', channel: 'room' });
+    for (let i = 0; i < 5; i++) await a.request({ type: 'publish', channel: 'room', data: i });
+    await eventually(() => expect(b.frames.filter((f) => f.type === 'message')).to.have.length(5));
+    await eventually(() => expect(a.frames.filter((f) => f.type === 'message')).to.have.length(5));
+    // Every frame either client got (welcomes, answers, joins, messages), counted once each.
+    const got = a.frames.length + b.frames.length;
+    expect(got).to.be.at.least(2 + 2 + 5 + 10);
+    expect(await metric(http, 'herald_frames_sent_total')).to.equal(before + got);
+  });
+
   it('keeps other connections unaffected by a misbehaving one', async () => {
     const [bad, good] = [await open(), await open()];
     await good.request({ type: 'subscribe', channel: 'room' });

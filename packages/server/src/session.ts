@@ -187,7 +187,7 @@ export class Session implements HubMember, TransportEvents {
     const { transport } = this;
     if (this.ending || !transport.open) return;
     transport.send(data, binary, wire);
-    this.deps.metrics.framesOut.inc();
+    this.deps.metrics.countFrameOut();
     // Checked after the write: the buffer exceeds the limit by at most one message.
     if (transport.bufferedAmount > this.deps.limits.sendBufferBytes) {
       this.log.info({ buffered: transport.bufferedAmount }, 'slow consumer, closing');

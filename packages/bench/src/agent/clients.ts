@@ -9,6 +9,8 @@ export interface Subscriber {
 /** A connection that publishes payloads to the benchmark channel. */
 export interface Publisher {
   publish(payload: string): void;
+  /** Whether the server closed the connection (its publishes since then went nowhere). */
+  readonly closed: boolean;
   close(): void;
 }
 
@@ -93,9 +95,16 @@ export function openPublisher(proto: Proto, base: string, channel: string): Prom
   return new Promise((resolve, reject) => {
     let ws: RawWs | undefined;
     let ready = false;
+    let closed = false;
     const done = () => {
       ready = true;
-      resolve({ publish: (p) => ws!.sendFramed(frame(prefix + p + suffix)), close: () => ws!.close() });
+      resolve({
+        publish: (p) => ws!.sendFramed(frame(prefix + p + suffix)),
+        get closed() {
+          return closed;
+        },
+        close: () => ws!.close(),
+      });
     };
     const onFrame = (_op: number, buf: Buffer, start: number, end: number, c: RawWs) => {
       ws = c;
@@ -105,7 +114,7 @@ export function openPublisher(proto: Proto, base: string, channel: string): Prom
       else if (!ready && text.startsWith('0{')) ws!.send('40');
       else if (!ready && text.startsWith('40')) done();
     };
-    RawWs.connect(endpoint(proto, base, 'pub'), onFrame, () => undefined).then(
+    RawWs.connect(endpoint(proto, base, 'pub'), onFrame, () => (closed = true)).then(
       (c) => {
         ws = c;
         if (proto !== 'socketio') done();

@@ -106,6 +106,12 @@ export interface PublishResult {
   published: number;
   /** How far the publisher fell behind its schedule at the end (messages). */
   behind: number;
+  /**
+   * Publishing connections the server closed during the run (e.g. a limit it enforces): the
+   * messages counted in `published` include the ones sent into them, so a step with closed
+   * publishers shows them as lost, and says why.
+   */
+  closedPublishers: number;
 }
 
 /** A request from the parent. */

@@ -32,7 +32,10 @@ export class PublisherSet {
       };
       const timer = setInterval(tick, TICK_MS);
     });
-    return { published, behind: total - published };
+    const closedPublishers = this.pubs.filter((p) => p.closed).length;
+    // Reconnected at the next run rather than reused: a closed publisher would lose every message.
+    if (closedPublishers > 0) this.close();
+    return { published, behind: total - published, closedPublishers };
   }
 
   private async connect(task: PublishTask): Promise<void> {

@@ -24,6 +24,8 @@ export interface FanoutStep {
   lost: number;
   dropped: number;
   behind: number;
+  /** Publishing connections the server closed during the step (see `PublishResult.closedPublishers`). */
+  closedPublishers: number;
   p50: number;
   p99: number;
   p999: number;
@@ -151,6 +153,7 @@ export async function runFanoutTarget(ctx: Context, target: string, proto: Proto
         lost: Math.max(0, expected - received),
         dropped,
         behind: pub.behind,
+        closedPublishers: pub.closedPublishers,
         p50: hist.percentile(0.5) / 1000,
         p99: hist.percentile(0.99) / 1000,
         p999: hist.percentile(0.999) / 1000,
@@ -163,12 +166,13 @@ export async function runFanoutTarget(ctx: Context, target: string, proto: Proto
         busyCores: m.busyCores,
         serverMicrosPerDelivery: received > 0 ? (m.cpu.server! * 1e6) / received : NaN,
       };
-      step.complete = step.lost === 0 && step.dropped === 0 && step.behind === 0;
+      step.complete = step.lost === 0 && step.dropped === 0 && step.behind === 0 && step.closedPublishers === 0;
       step.pass = step.complete && step.p99 <= opts.p99LimitMs;
       steps.push(step);
       ctx.progress(
         `fanout: ${target}: ${rate} pub/s → ${Math.round(received / (opts.stepMs / 1000)).toLocaleString('en-US')} deliveries/s, ` +
-          `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}, ` +
+          `p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}${step.dropped ? `, dropped ${step.dropped}` : ''}` +
+          `${step.closedPublishers ? ` (${step.closedPublishers} publishers closed by the server: see its log)` : ''}, ` +
           `server ${received > 0 ? ((m.cpu.server! * 1e6) / received).toFixed(2) : '-'} µs CPU/delivery, ` +
           `CPU server ${pct(m.cpu.server!, m.wall)} redis ${pct(m.cpu.redis!, m.wall)} loadgen ${pct(m.cpu.loadgen!, m.wall)} (peak agent ${Math.round(m.loadgenPeak * 100)} %) ` +
           `${step.pass ? 'ok' : step.complete ? 'slow' : 'LOSS'}`,

@@ -67,6 +67,9 @@ export async function startHerald(count: number, redisUrl?: string, env: NodeJS.
     HERALD_RATE_FRAMES_BURST: '10000000',
     HERALD_RATE_BYTES_PER_S: '10000000000',
     HERALD_RATE_BYTES_BURST: '10000000000',
+    // The publishers do not wait for answers: a worker slowed down (a profiler, a loaded machine)
+    // would otherwise hold more than the default 64 frames in flight and close the publisher.
+    HERALD_MAX_FRAMES_IN_FLIGHT: '100000',
     // `conns` opens connections faster than the default 1,000 upgrades/s per worker.
     HERALD_MAX_UPGRADES_PER_S: '1000000',
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
