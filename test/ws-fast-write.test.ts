@@ -111,9 +111,9 @@ describe('write coalescing (unit, real sockets)', () => {
     expect(windowFor(1), 'no max keeps it fixed').to.equal(8);
   });
 
-  it('reads the windows from the environment: the busy window defaults to 3 × HERALD_WRITE_BATCH_MS', () => {
-    expect(loadConfig({}).writeBatch).to.deep.equal({ windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10_000 });
-    expect(loadConfig({ HERALD_WRITE_BATCH_MS: '5' }).writeBatch).to.include({ windowMs: 5, maxWindowMs: 15 });
+  it('reads the windows from the environment: the busy window defaults to 4 × HERALD_WRITE_BATCH_MS', () => {
+    expect(loadConfig({}).writeBatch).to.deep.equal({ windowMs: 8, maxWindowMs: 32, minFramesPerSec: 10_000 });
+    expect(loadConfig({ HERALD_WRITE_BATCH_MS: '5' }).writeBatch).to.include({ windowMs: 5, maxWindowMs: 20 });
     expect(loadConfig({ HERALD_WRITE_BATCH_MS: '5', HERALD_WRITE_BATCH_MAX_MS: '5' }).writeBatch).to.include({ windowMs: 5, maxWindowMs: 5 });
     expect(loadConfig({ HERALD_WRITE_BATCH_MS: '0' }).writeBatch).to.include({ windowMs: 0, maxWindowMs: 0 });
     expect(() => loadConfig({ HERALD_WRITE_BATCH_MAX_MS: '500' })).to.throw(/HERALD_WRITE_BATCH_MAX_MS/);

@@ -157,7 +157,7 @@ export interface WorkerConfig {
   maxFramesInFlight: number;
   /** Largest HTTP header block, in bytes (431 above). @default 16384 */
   maxHeaderBytes: number;
-  /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10000 } */
+  /** Broadcast write batching under load (`write-coalescer.ts`). @default { windowMs: 8, maxWindowMs: 32, minFramesPerSec: 10000 } */
   writeBatch: WriteBatchOptions;
   /** Certificate and key (`HERALD_TLS_CERT`, `HERALD_TLS_KEY`): the worker serves https/wss. Unset = plain HTTP. */
   tls?: TlsFiles;

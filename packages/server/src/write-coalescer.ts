@@ -13,7 +13,7 @@
  *   share each socket's write. This trades at most `windowMs` of latency for CPU, like
  *   centrifuge's write delay, but only under load, where the syscalls saved are what keeps the
  *   latency from growing further. While the event loop is busy (utilisation above 30 %), the
- *   window grows towards `maxWindowMs` (default 24 ms): there frames already wait behind the
+ *   window grows towards `maxWindowMs` (default 32 ms): there frames already wait behind the
  *   work, and the longer window is what removes work.
  *
  * Order is kept whatever the flush point: a socket is corked once, and every frame written to
@@ -29,7 +29,7 @@ export interface WriteBatchOptions {
   /**
    * Longest window while the event loop is busy: between {@link BUSY_FROM} and {@link BUSY_FULL}
    * event-loop utilisation the window grows linearly from `windowMs` to this. At or below
-   * `windowMs` (or unset), the window is fixed. Default 24 ms.
+   * `windowMs` (or unset), the window is fixed. Default 32 ms.
    */
   maxWindowMs?: number;
   /** Broadcast frames per second (to all sockets of the worker) above which batching is on; 0 = always. Default 10,000. */
@@ -37,7 +37,7 @@ export interface WriteBatchOptions {
 }
 
 /** Defaults of {@link WriteBatchOptions} (`HERALD_WRITE_BATCH_MS`, `HERALD_WRITE_BATCH_MAX_MS`, `HERALD_WRITE_BATCH_MIN_RATE`). */
-export const DEFAULT_WRITE_BATCH: Readonly<Required<WriteBatchOptions>> = { windowMs: 8, maxWindowMs: 24, minFramesPerSec: 10_000 };
+export const DEFAULT_WRITE_BATCH: Readonly<Required<WriteBatchOptions>> = { windowMs: 8, maxWindowMs: 32, minFramesPerSec: 10_000 };
 
 /** Event-loop utilisation (0–1, over the last sample) from which the window grows. */
 export const BUSY_FROM = 0.3;
