@@ -5,6 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
+import { PLAIN_HTTP_ON_TLS_MESSAGE } from '@herald/shared';
 import {
   TestClient,
   createTestCa,
@@ -78,6 +79,12 @@ describe('herald-balancer with TLS (balancer and worker processes, openssl test 
     expect(balancer.child.lines.some((l) => l.includes('TLS tunnels stay on stream pipes'))).to.equal(true);
     echo.close();
     await once(echo, 'close');
+
+    // Plain HTTP on the TLS port is told so (400 bad_request), and the port goes on serving TLS.
+    const plain = await fetch(`http://127.0.0.1:${balancer.port}/balancer/status`);
+    expect(plain.status).to.equal(400);
+    expect(await plain.json()).to.deep.equal({ error: { code: 'bad_request', message: PLAIN_HTTP_ON_TLS_MESSAGE } });
+    expect((await status()).healthy).to.equal(2);
   });
 
   it('tells a plain-HTTP worker the client came over https (X-Forwarded-Proto)', async () => {

@@ -1,8 +1,12 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
+import { connect } from 'node:net';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
+import { PLAIN_HTTP_ON_TLS_MESSAGE } from '@herald/shared';
 import {
   TestClient,
   createTestCa,
@@ -68,11 +72,36 @@ describe('worker with TLS (worker processes, openssl test CA)', function () {
     const untrusted = new WebSocket(`${worker.wsUrl}/echo`);
     const [err] = (await once(untrusted, 'error')) as [Error];
     expect(err.message).to.match(/self-signed|unable to (verify|get local issuer)/);
-    const plain = await fetch(`http://127.0.0.1:${worker.port}/readyz`).then((r) => r.status, (e: Error) => e.message);
-    expect(plain).to.not.equal(200);
+    // Plain HTTP on the TLS port is told so, in the JSON body of every refusal.
+    const plain = await fetch(`http://127.0.0.1:${worker.port}/readyz`);
+    expect(plain.status).to.equal(400);
+    expect(await plain.json()).to.deep.equal({ error: { code: 'bad_request', message: PLAIN_HTTP_ON_TLS_MESSAGE } });
     const c = await TestClient.open(`${worker.wsUrl}/ws`, { ca: ca.ca });
     expect((await c.request({ type: 'subscribe', channel: 'room:ok' })).type).to.equal('ack');
     await c.close();
+  });
+
+  it('closes a connection that sends nothing within the handshake timeout, and takes a ClientHello that comes late', async () => {
+    worker = await startWorker({ HERALD_TLS_CERT: cert.certFile, HERALD_TLS_KEY: cert.keyFile, HERALD_HANDSHAKE_TIMEOUT_MS: '400' });
+    const silent = connect(worker.port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    await once(silent, 'connect');
+    const started = Date.now();
+    await once(silent, 'close');
+    expect(Date.now() - started).to.be.within(300, 5000);
+    // A TLS client whose ClientHello leaves 150 ms after its TCP connect is served as usual.
+    const raw = connect(worker.port, '127.0.0.1');
+    await once(raw, 'connect');
+    await new Promise((r) => setTimeout(r, 150));
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: worker!.port, path: '/readyz', ca: ca.ca, servername: 'localhost', createConnection: () => tlsConnect({ socket: raw, ca: ca.ca, servername: 'localhost' }) }, (r) => {
+        r.resume();
+        resolve(r.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res).to.equal(200);
   });
 
   it('reloads the certificate on SIGHUP: an open wss connection goes on, a new one sees the new certificate', async () => {

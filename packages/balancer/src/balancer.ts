@@ -1,4 +1,4 @@
-import { redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater, rejectUpgrade, sendError, loadTlsCredentials, type TlsCredentials } from '@herald/shared';
+import { answerPlainHttpOnTls, redactUrl, type Logger, clientAddress, IpConnectionLimit, destroyLater, rejectUpgrade, sendError, loadTlsCredentials, type TlsCredentials } from '@herald/shared';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -146,7 +146,10 @@ export class Balancer {
       // TLS ends here; workers are reached over plain HTTP (X-Forwarded-Proto: https tells them).
       const credentials = loadTlsCredentials(config.tls);
       this.certLoadedAt = Date.now();
-      this.server = https.createServer({ ...serverOptions, ...credentials, handshakeTimeout: config.handshakeTimeoutMs });
+      const tlsServer = https.createServer({ ...serverOptions, ...credentials, handshakeTimeout: config.handshakeTimeoutMs });
+      // Plain HTTP on the TLS port is told so (400), not answered with an empty reply.
+      answerPlainHttpOnTls(tlsServer, config.handshakeTimeoutMs);
+      this.server = tlsServer;
       this.server.on('tlsClientError', (error: NodeJS.ErrnoException) => this.logger.debug({ err: errorCode(error) }, 'TLS handshake failed'));
     } else {
       this.server = http.createServer(serverOptions);

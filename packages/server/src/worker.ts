@@ -24,7 +24,7 @@ import { OriginPolicy } from './origin.js';
 import { TokenBucket } from './rate-limit.js';
 import { closeAtExpiry } from './token-expiry.js';
 import { closeInBatches } from './drain.js';
-import { balancerTag, isBalancerId } from '@herald/shared';
+import { answerPlainHttpOnTls, balancerTag, isBalancerId } from '@herald/shared';
 import { BalancerConnections } from './balancer-connections.js';
 import type { AdminCommand } from './broker.js';
 import { sendJson } from './http-util.js';
@@ -183,8 +183,11 @@ export class HeraldWorker {
     const serverOptions = { maxHeaderSize: options.maxHeaderBytes ?? 16_384, requestTimeout: this.opts.handshakeTimeoutMs, headersTimeout: this.opts.handshakeTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.opts.handshakeTimeoutMs) };
     if (options.tls) {
       // https.Server is an http.Server on TLS sockets: every route and the upgrade path stay the same.
-      this.server = createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.opts.handshakeTimeoutMs });
-      // A failed handshake (plain HTTP on the TLS port, an untrusted certificate) concerns that client only.
+      const tlsServer = createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.opts.handshakeTimeoutMs });
+      // Plain HTTP on the TLS port is told so (400), not answered with an empty reply.
+      answerPlainHttpOnTls(tlsServer, this.opts.handshakeTimeoutMs);
+      this.server = tlsServer;
+      // A failed handshake (an untrusted certificate, garbage) concerns that client only.
       this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => this.log.debug({ code: err.code, err: err.message }, 'TLS handshake failed'));
     } else {
       this.server = createServer(serverOptions);

@@ -13,3 +13,4 @@ export * from './command-envelope.js';
 export * from './tls-config.js';
 export * from './redis-auth.js';
 export * from './errors/redis-auth-error.js';
+export * from './plain-http-on-tls.js';
