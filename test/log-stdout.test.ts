@@ -146,6 +146,49 @@ describe('log output (worker and balancer process): stdout gone or full', () => 
     expect(await exitsWithin(child, EXIT_MS)).to.deep.equal({ code: 0, signal: null });
   });
 
+  it('worker: lines dropped while the pipe was full are counted in a warning once the reader catches up', async () => {
+    const pipe = stalledPipe();
+    const port = await freePort();
+    // A backlog of 2 KiB holds a few lines; the rest of the 30 are dropped.
+    const child = await startOnPipe('worker', WORKER_BIN, pipe.childEnd, { PORT: String(port), HERALD_LOG_BACKLOG_BYTES: '2048' });
+    expect(pipe.drain()).to.include('"msg":"listening"');
+    pipe.fill();
+    // Each connection logs one "nested too deep" line before its error answer: 30 answers, 30 lines logged.
+    const deep = `{"type":"publish","id":1,"channel":"room:1","data":${'['.repeat(100)}${']'.repeat(100)}}`;
+    const conns: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const c = await TestClient.open(`ws://127.0.0.1:${port}/ws`);
+      c.send(deep);
+      expect(await c.waitFrame((f) => f.id === 1)).to.deep.include({ type: 'error', code: 'bad_request' });
+      await c.close();
+      conns.push(c.welcome!.conn as string);
+    }
+    type Line = { msg: string; conn?: string; dropped?: number; level: number };
+    let out = '';
+    // The filler's bytes have no newline: the first line after them starts with its `x`s.
+    const parse = () => out.split('\n').map((l) => l.replace(/^x+/, '')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+    const deepLines = () => parse().filter((l) => l.msg.includes('nested too deep'));
+    const reports = () => parse().filter((l) => l.msg.startsWith('log lines dropped'));
+    // Every line ends up either in the output or in a count (the backlog and the counts go out
+    // within a second or so of the reader catching up, with no new line to carry them).
+    await eventually(
+      () => {
+        out += pipe.drain();
+        expect(deepLines().length + reports().reduce((n, r) => n + r.dropped!, 0)).to.equal(30);
+      },
+      { timeout: 10_000 },
+    );
+    const written = deepLines().map((l) => l.conn);
+    expect(written.length, 'some lines fitted into the backlog').to.be.above(0);
+    expect(reports().length, 'some were dropped and counted').to.be.above(0);
+    expect(reports().every((r) => r.level === 40)).to.equal(true);
+    // In logging order (the backlog may have gone out between two drops, so not only a prefix).
+    const at = written.map((c) => conns.indexOf(c!));
+    expect(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!))).to.equal(true);
+    child.proc.kill('SIGTERM');
+    expect(await exitsWithin(child, EXIT_MS)).to.deep.equal({ code: 0, signal: null });
+  });
+
   it('a normal exit still writes the last lines: the worker\'s "drained", the balancer\'s "stopped"', async () => {
     const w = await startWorker();
     children.push(w.child);

@@ -84,6 +84,8 @@ export interface BalancerConfig {
   readonly redisTls: { tls?: { ca: Buffer } };
   /** pino level (`LOG_LEVEL`). @default 'info' */
   readonly logLevel: string;
+  /** Log bytes held back while stdout takes nothing; more lines are dropped and counted (`HERALD_LOG_BACKLOG_BYTES`). @default 1048576 */
+  readonly logBacklogBytes: number;
 }
 
 const int = (min: number, max: number, fallback: number) => envInt(min, max).default(fallback);
@@ -118,6 +120,7 @@ const schema = z
     HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
     HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
     LOG_LEVEL: SharedEnv.LOG_LEVEL,
+    HERALD_LOG_BACKLOG_BYTES: SharedEnv.HERALD_LOG_BACKLOG_BYTES,
   })
   .transform((env, ctx) => {
     const fail = (path: string, message: string) => {
@@ -194,6 +197,7 @@ const schema = z
       tls,
       redisTls,
       logLevel: env.LOG_LEVEL,
+      logBacklogBytes: env.HERALD_LOG_BACKLOG_BYTES,
     };
     return config;
   });

@@ -66,6 +66,7 @@ const EnvSchema = z.object({
   HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
   HERALD_REDIS_CA: TlsEnv.HERALD_REDIS_CA,
   LOG_LEVEL: SharedEnv.LOG_LEVEL,
+  HERALD_LOG_BACKLOG_BYTES: SharedEnv.HERALD_LOG_BACKLOG_BYTES,
   HERALD_POLL_HOLD_MS: envInt(100, 600_000).default(DEFAULT_HTTP_FALLBACK.pollHoldMs),
   HERALD_HTTP_SESSION_IDLE_MS: envInt(1000).default(DEFAULT_HTTP_FALLBACK.idleMs),
   HERALD_HTTP_MAX_EMIT_FRAMES: envInt(1, 10_000).default(DEFAULT_HTTP_FALLBACK.maxEmitFrames),
@@ -123,6 +124,8 @@ export interface WorkerConfig {
   namespaces: Record<string, Partial<NamespaceOptions>>;
   /** pino log level. @default "info" */
   logLevel: string;
+  /** Log bytes held back while stdout takes nothing; more lines are dropped and counted (`HERALD_LOG_BACKLOG_BYTES`). @default 1048576 */
+  logBacklogBytes: number;
   /** Authentication mode. @default "none" */
   authMode: AuthMode;
   /** HS256 shared secret (at least 32 bytes). */
@@ -257,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     perMessageDeflate: e.HERALD_PER_MESSAGE_DEFLATE,
     namespaces,
     logLevel: e.LOG_LEVEL,
+    logBacklogBytes: e.HERALD_LOG_BACKLOG_BYTES,
     http: { pollHoldMs: e.HERALD_POLL_HOLD_MS, idleMs: e.HERALD_HTTP_SESSION_IDLE_MS, maxEmitFrames: e.HERALD_HTTP_MAX_EMIT_FRAMES, forwardTimeoutMs: e.HERALD_HTTP_FORWARD_TIMEOUT_MS, replayBytes: e.HERALD_SSE_REPLAY_BYTES },
   };
 }

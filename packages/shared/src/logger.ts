@@ -7,9 +7,20 @@ export type { Logger };
  * Creates the process logger: JSON lines on stdout, written so that a stdout whose reader is
  * gone or stalled never hangs or crashes the process ({@link stdoutDestination}). Query strings
  * are stripped from logged URLs by the callers (`redactUrl`) because tokens may travel in `?token=`.
+ * Lines dropped because stdout took nothing are counted in a warning that follows
+ * (`"dropped": n`).
+ *
+ * @param options.backlogBytes - see {@link StdoutOptions.backlogBytes} (`HERALD_LOG_BACKLOG_BYTES`). @default 1048576
  */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { pid: process.pid, ...bindings }, redact: ['token', '*.token', 'headers.authorization'] }, stdoutDestination());
+export function createLogger(level: string, bindings: Record<string, unknown> = {}, options: { backlogBytes?: number } = {}): Logger {
+  const logger: Logger = pino(
+    { level, base: { pid: process.pid, ...bindings }, redact: ['token', '*.token', 'headers.authorization'] },
+    stdoutDestination({
+      backlogBytes: options.backlogBytes,
+      onDropped: (dropped) => logger.warn({ dropped }, 'log lines dropped: stdout took nothing while they were written'),
+    }),
+  );
+  return logger;
 }
 
 /** A URL path without its query string, safe to log. */

@@ -13,7 +13,7 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config.logLevel, { service: 'herald-balancer' });
+const logger = createLogger(config.logLevel, { service: 'herald-balancer' }, { backlogBytes: config.logBacklogBytes });
 let balancer: Balancer;
 try {
   // A bad certificate or key is reported before anything else is logged (the constructor reads them again).

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel, { node: config.nodeId });
+  const log = createLogger(config.logLevel, { node: config.nodeId }, { backlogBytes: config.logBacklogBytes });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   let authenticator;
