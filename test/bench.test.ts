@@ -206,8 +206,10 @@ describe('bench harness (ws, socket.io, herald workers, redis, nginx)', function
     expect(herald.lost).to.equal(0);
     expect(herald.extra!.duplicated).to.equal(0);
     expect(herald.p99).to.be.greaterThan(0);
-    // From the end of the cut, not from the publish: never more than the replay latency.
-    expect(herald.extra!.afterLinkP99Ms as number).to.be.within(0, herald.extra!.replayP99Ms as number);
+    // From the end of the cut, not from the publish: each message published into a cut waited part
+    // of it before the link came back, which the after-link figure leaves out.
+    expect(herald.extra!.afterLinkP50Ms as number).to.be.at.least(0);
+    expect(herald.extra!.afterLinkP50Ms as number).to.be.lessThan(herald.p50!);
   });
 
   it('deploy: workers one by one, then the balancer: Herald loses nothing, every close a 1001, reconnect rates measured; Socket.IO CSR measured beside it', async function () {

@@ -224,6 +224,33 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
     expect(attempts.slice(0, 5)).to.deep.equal(['websocket', 'sse', 'websocket', 'sse', 'websocket']);
   });
 
+  it('a soon probe refused while the fallback works: WebSocket counts as blocked, so an outage of the fallback stays on it', async () => {
+    const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
+    proxies.push(proxy);
+    proxy.blocking = false;
+    const target = await proxy.listen();
+    // A reconnect delay of 200–400 ms leaves the refused probe's answer time to arrive before the outage's first retry.
+    const c = client(target, { fallbackAfter: 2, minReconnectDelay: 200, maxReconnectDelay: 400, connectTimeout: 1000 });
+    c.connect();
+    await c.ready();
+    expect(c.transport).to.equal('websocket');
+    // The network starts refusing upgrades (a new proxy): down to SSE, whose soon probe is refused too.
+    proxy.blocking = true;
+    proxy.cut();
+    await eventually(() => expect([c.state, c.transport]).to.deep.equal([State.Connected, 'sse']), { timeout: 5000 });
+    const refusedBefore = proxy.refused;
+    await eventually(() => expect(proxy.refused).to.equal(refusedBefore + 1), { timeout: 5000 });
+    const attempts: TransportName[] = [];
+    c.on('state', (st) => st.newState === State.Connecting && attempts.push(st.transport));
+    proxy.down = true;
+    proxy.cut();
+    await eventually(() => expect(attempts.length).to.be.at.least(2), { timeout: 10_000 });
+    proxy.down = false;
+    // Without the refused probe's lesson the first failed SSE attempt would go back to WebSocket.
+    expect(attempts.slice(0, 2)).to.deep.equal(['sse', 'sse']);
+    await eventually(() => expect(c.state).to.equal(State.Connected), { timeout: 10_000 });
+  });
+
   it('when WebSocket worked before the fallback session began, probes it after the first reconnect delay, not probeInterval', async () => {
     const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
     proxies.push(proxy);

@@ -147,16 +147,17 @@ describe('log output (worker and balancer process): stdout gone or full', () => 
   });
 
   it('worker: lines dropped while the pipe was full are counted in a warning once the reader catches up', async () => {
+    const LINES = 150;
     const pipe = stalledPipe();
     const port = await freePort();
-    // A backlog of 2 KiB holds a few lines; the rest of the 30 are dropped.
-    const child = await startOnPipe('worker', WORKER_BIN, pipe.childEnd, { PORT: String(port), HERALD_LOG_BACKLOG_BYTES: '2048' });
+    // The smallest backlog, 16 KiB, holds about 90 of these lines; the rest of the 150 are dropped.
+    const child = await startOnPipe('worker', WORKER_BIN, pipe.childEnd, { PORT: String(port), HERALD_LOG_BACKLOG_BYTES: '16384' });
     expect(pipe.drain()).to.include('"msg":"listening"');
     pipe.fill();
-    // Each connection logs one "nested too deep" line before its error answer: 30 answers, 30 lines logged.
+    // Each connection logs one "nested too deep" line before its error answer: 150 answers, 150 lines logged.
     const deep = `{"type":"publish","id":1,"channel":"room:1","data":${'['.repeat(100)}${']'.repeat(100)}}`;
     const conns: string[] = [];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < LINES; i++) {
       const c = await TestClient.open(`ws://127.0.0.1:${port}/ws`);
       c.send(deep);
       expect(await c.waitFrame((f) => f.id === 1)).to.deep.include({ type: 'error', code: 'bad_request' });
@@ -174,7 +175,7 @@ describe('log output (worker and balancer process): stdout gone or full', () => 
     await eventually(
       () => {
         out += pipe.drain();
-        expect(deepLines().length + reports().reduce((n, r) => n + r.dropped!, 0)).to.equal(30);
+        expect(deepLines().length + reports().reduce((n, r) => n + r.dropped!, 0)).to.equal(LINES);
       },
       { timeout: 10_000 },
     );

@@ -486,7 +486,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#attempt = 0;
     this.#failures = 0;
     // A WebSocket that worked before and failed since is most likely back too: probe it soon.
-    const probeSoon = this.#worked >= 0 && this.#worked < this.#transportIndex;
+    const probeSoon = this.#worked >= 0 && this.#worked < this.#transportIndex && this.#options.transports[this.#worked] === 'websocket';
     if (this.#worked < 0 || this.#transportIndex < this.#worked) this.#worked = this.#transportIndex;
     this.#setState(State.Connected);
     if (this.#state !== State.Connected) return; // a state listener closed the client
@@ -587,13 +587,14 @@ export class Client extends Emitter<ClientEvents> {
 
   /**
    * On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of
-   * this one): after `probeInterval`, or after the first reconnect delay when `soon` (a WebSocket
-   * worked before this fallback session began).
+   * this one): after `probeInterval`, or, when `soon` (a WebSocket worked before this fallback
+   * session began), after the reconnect delay of attempt `retry`, growing with each probe that
+   * opened while requests were in flight, up to `probeInterval`.
    */
-  #scheduleProbe(soon = false): void {
+  #scheduleProbe(soon = false, retry = 0): void {
     const ws = this.#options.transports.indexOf('websocket');
     if (this.#options.probeInterval <= 0 || ws < 0 || ws >= this.#transportIndex) return;
-    const delay = soon ? Math.min(this.#delay(0), this.#options.probeInterval) : this.#options.probeInterval;
+    const delay = soon ? Math.min(this.#delay(retry), this.#options.probeInterval) : this.#options.probeInterval;
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined;
       if (this.#state !== State.Connected) return;
@@ -602,9 +603,12 @@ export class Client extends Emitter<ClientEvents> {
       this.#probe = new WebSocketProbe(this.#options.WebSocket!, url, protocols, this.#options.connectTimeout, (ok) => {
         this.#probe = undefined;
         if (generation !== this.#generation || this.#state !== State.Connected) return;
-        if (ok && this.#pending.size === 0) this.#upgrade(ws);
-        // A WebSocket that opened while requests were in flight is tried again soon.
-        else this.#scheduleProbe(ok);
+        if (ok && this.#pending.size === 0) return this.#upgrade(ws);
+        // A probe that failed while the fallback works: WebSocket is blocked from here (a proxy,
+        // a new network), not down, so a later outage of the fallback stays on the fallback.
+        if (!ok && this.#worked === ws) this.#worked = this.#transportIndex;
+        // A WebSocket that opened while requests were in flight is tried again, a little later each time.
+        this.#scheduleProbe(ok, ok ? retry + 1 : 0);
       });
     }, delay);
   }

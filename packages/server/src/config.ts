@@ -237,7 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     writeBatch: {
       windowMs: e.HERALD_WRITE_BATCH_MS,
       // Unset: the default's ratio to the default window (a lowered HERALD_WRITE_BATCH_MS lowers it too).
-      maxWindowMs: e.HERALD_WRITE_BATCH_MAX_MS ?? Math.round((e.HERALD_WRITE_BATCH_MS * DEFAULT_WRITE_BATCH.maxWindowMs) / Math.max(1, DEFAULT_WRITE_BATCH.windowMs)),
+      maxWindowMs: e.HERALD_WRITE_BATCH_MAX_MS ?? Math.min(100, Math.round((e.HERALD_WRITE_BATCH_MS * DEFAULT_WRITE_BATCH.maxWindowMs) / Math.max(1, DEFAULT_WRITE_BATCH.windowMs))),
       minFramesPerSec: e.HERALD_WRITE_BATCH_MIN_RATE,
     },
     port: e.PORT,

@@ -87,9 +87,10 @@ export const SharedEnv = {
   HERALD_MAX_CONNECTIONS_PER_IP: envInt(0, 10_000_000),
   /**
    * Bytes of log output held back while stdout takes nothing; lines beyond are dropped and
-   * counted (a warning with the count follows once stdout takes lines again). @default 1048576
+   * counted (a warning with the count follows once stdout takes lines again). At least 16 KiB:
+   * a single line longer than this is always dropped (and counted), however idle stdout is. @default 1048576
    */
-  HERALD_LOG_BACKLOG_BYTES: envInt(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  HERALD_LOG_BACKLOG_BYTES: envInt(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
   /** pino log level. @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;

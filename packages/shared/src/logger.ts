@@ -17,7 +17,8 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     { level, base: { pid: process.pid, ...bindings }, redact: ['token', '*.token', 'headers.authorization'] },
     stdoutDestination({
       backlogBytes: options.backlogBytes,
-      onDropped: (dropped) => logger.warn({ dropped }, 'log lines dropped: stdout took nothing while they were written'),
+      // At warn, or at the logger's level when that is above warn: the dropped lines were at least that.
+      onDropped: (dropped) => logger[logger.isLevelEnabled('warn') ? 'warn' : (logger.level as 'error' | 'fatal' | 'silent')]({ dropped }, 'log lines dropped: the stdout backlog was full'),
     }),
   );
   return logger;

@@ -27,8 +27,8 @@ export function answerPlainHttpOnTls(server: TlsServer, firstBytesTimeoutMs: num
   const tlsListeners = server.listeners('connection') as Array<(this: TlsServer, socket: Socket) => void>;
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
-    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
-    timer.unref();
+    // 0 or less: no deadline here (as for Node's own handshakeTimeout of 0).
+    const timer = firstBytesTimeoutMs > 0 ? setTimeout(() => socket.destroy(), firstBytesTimeoutMs).unref() : undefined;
     // Until TLS has the socket, its errors (a reset before the first byte) are this code's to absorb.
     const onError = () => socket.destroy();
     socket.on('error', onError);

@@ -52,6 +52,8 @@ export function stdoutDestination(options: StdoutOptions = {}): DestinationStrea
     retryEAGAIN: () => false,
   });
   const { onDropped } = options;
+  /** False once the reader is gone (EPIPE): nothing is written or reported any more. */
+  let onDroppedEnabled = onDropped !== undefined;
   let dropped = 0;
   /** The count being reported right now: if its own line is dropped, it goes back into `dropped`. */
   let reporting = 0;
@@ -70,16 +72,26 @@ export function stdoutDestination(options: StdoutOptions = {}): DestinationStrea
     } catch {
       return; // destroyed: nowhere to write, nothing to report
     }
-    if (dropped === 0 || !onDropped) return;
+    if (dropped === 0 || !onDroppedEnabled) return;
     reporting = dropped;
     dropped = 0;
-    onDropped(reporting);
-    reporting = 0;
+    try {
+      onDropped!(reporting);
+    } finally {
+      reporting = 0;
+    }
   };
   // Every write error lands here and is ignored (a logger with nowhere to write must not take
   // the process down); EAGAIN (the backlog waits) is retried later, see retryAndReport.
   destination.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EAGAIN' || err.code === 'EBUSY') scheduleRetry();
+    if (err.code === 'EAGAIN' || err.code === 'EBUSY') return scheduleRetry();
+    if (err.code !== 'EPIPE') return;
+    // The reader is gone for good: stop writing (what pino's own EPIPE filter does, but that
+    // filter removes itself at the first other error, e.g. an EAGAIN of an earlier stall).
+    clearTimeout(retry);
+    retry = undefined;
+    onDroppedEnabled = false;
+    destination.write = () => true;
   });
   // sonic-boom emits `drop` synchronously, inside the write that could not be taken.
   destination.on('drop', () => {
