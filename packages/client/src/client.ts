@@ -485,13 +485,11 @@ export class Client extends Emitter<ClientEvents> {
     this.#welcome = frame;
     this.#attempt = 0;
     this.#failures = 0;
-    // A WebSocket that worked before and failed since is most likely back too: probe it soon.
-    const probeSoon = this.#worked >= 0 && this.#worked < this.#transportIndex && this.#options.transports[this.#worked] === 'websocket';
     if (this.#worked < 0 || this.#transportIndex < this.#worked) this.#worked = this.#transportIndex;
     this.#setState(State.Connected);
     if (this.#state !== State.Connected) return; // a state listener closed the client
     this.#watchdog.start();
-    this.#scheduleProbe(probeSoon);
+    this.#scheduleProbe();
     this.emit('welcome', frame);
     // Subscriptions first, so that queued publishes to those channels are seen by this connection too.
     for (const sub of this.#subs.values()) sub._connected();
@@ -587,14 +585,14 @@ export class Client extends Emitter<ClientEvents> {
 
   /**
    * On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of
-   * this one): after `probeInterval`, or, when `soon` (a WebSocket worked before this fallback
-   * session began), after the reconnect delay of attempt `retry`, growing with each probe that
-   * opened while requests were in flight, up to `probeInterval`.
+   * this one) after `probeInterval`. Not sooner, even after an outage that left the client on a
+   * fallback: every probe that gets through is one more session on a worker, and right after a
+   * balancer restart those sessions would double the reconnect wave its drain pacing keeps flat
+   * (test/deploy/compose-up.test.ts measured 50/s against a bound of 40).
    */
-  #scheduleProbe(soon = false, retry = 0): void {
+  #scheduleProbe(): void {
     const ws = this.#options.transports.indexOf('websocket');
     if (this.#options.probeInterval <= 0 || ws < 0 || ws >= this.#transportIndex) return;
-    const delay = soon ? Math.min(this.#delay(retry), this.#options.probeInterval) : this.#options.probeInterval;
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined;
       if (this.#state !== State.Connected) return;
@@ -607,10 +605,10 @@ export class Client extends Emitter<ClientEvents> {
         // A probe that failed while the fallback works: WebSocket is blocked from here (a proxy,
         // a new network), not down, so a later outage of the fallback stays on the fallback.
         if (!ok && this.#worked === ws) this.#worked = this.#transportIndex;
-        // A WebSocket that opened while requests were in flight is tried again, a little later each time.
-        this.#scheduleProbe(ok, ok ? retry + 1 : 0);
+        // A WebSocket that opened while requests were in flight is tried again at the next interval.
+        this.#scheduleProbe();
       });
-    }, delay);
+    }, this.#options.probeInterval);
   }
 
   #stopProbe(): void {
