@@ -159,14 +159,19 @@ export async function startFleet(url: string, clients: Client[], options: FleetO
 /** A fleet of {@link startFleet}. */
 export type Fleet = Awaited<ReturnType<typeof startFleet>>;
 
+/** The reconnects that landed on each worker since `from`, and their peak rate per second (200 ms windows). */
+export function reconnectPeaks(fleet: Fleet, from: number): { byNode: Map<string, number[]>; peaks: Record<string, number> } {
+  const byNode = new Map<string, number[]>();
+  for (const r of fleet.reconnects) if (r.at >= from) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
+  return { byNode, peaks: Object.fromEntries([...byNode].map(([node, times]) => [node, peakRate(times, RATE_WINDOW_MS)])) };
+}
+
 /**
  * Asserts the reconnects that landed on each worker since `from` peaked at no more than twice
  * the drain batch rate of the drain that caused them (`bound`), and returns the peaks for the log.
  */
 export function assertPaced(fleet: Fleet, from: number, bound: number, what: string): Record<string, number> {
-  const byNode = new Map<string, number[]>();
-  for (const r of fleet.reconnects) if (r.at >= from) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r.at]);
-  const peaks = Object.fromEntries([...byNode].map(([node, times]) => [node, peakRate(times, RATE_WINDOW_MS)]));
+  const { byNode, peaks } = reconnectPeaks(fleet, from);
   if (process.env.HERALD_TEST_VERBOSE) {
     const buckets = [...byNode].map(([node, times]) => `${node}: ${times.map((t) => Math.floor((t - from) / 100)).join(',')}`);
     console.log(`${what} (100 ms buckets):\n${buckets.join('\n')}`);
