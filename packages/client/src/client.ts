@@ -587,8 +587,8 @@ export class Client extends Emitter<ClientEvents> {
    * On a fallback, schedules a WebSocket probe (when `websocket` is a usable transport ahead of
    * this one) after `probeInterval`. Not sooner, even after an outage that left the client on a
    * fallback: every probe that gets through is one more session on a worker, and right after a
-   * balancer restart those sessions would double the reconnect wave its drain pacing keeps flat
-   * (test/deploy/compose-up.test.ts measured 50/s against a bound of 40).
+   * balancer restart a probe per client that came back on a fallback would add a second wave to
+   * the reconnects the drain paces.
    */
   #scheduleProbe(): void {
     const ws = this.#options.transports.indexOf('websocket');
