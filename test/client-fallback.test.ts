@@ -131,9 +131,7 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
   });
 
   it('falls back to SSE after `fallbackAfter` refused upgrades, and with no WebSocket at all', async () => {
-    const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
-    proxies.push(proxy);
-    const target = await proxy.listen();
+    const { proxy, target } = await openProxy(true);
     const states: StateChange[] = [];
     const c = client(target, { fallbackAfter: 3, probeInterval: 0 });
     c.on('state', (s) => states.push(s));
@@ -150,38 +148,6 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
     expect(() => new Client(url, { WebSocket: undefined, transports: ['websocket'] })).to.throw(TypeError, /no usable transport/);
   });
 
-  for (const fallback of ['sse', 'long-polling'] as TransportName[]) {
-    it(`probes back up from ${fallback} to WebSocket without losing a message of a history channel`, async () => {
-      const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
-      proxies.push(proxy);
-      const target = await proxy.listen();
-      const c = client(target, { transports: ['websocket', fallback], fallbackAfter: 1, probeInterval: 300 });
-      const got: ChannelMessage[] = [];
-      const sub = c.subscribe('room:up', { onMessage: (m) => got.push(m) });
-      c.connect();
-      await c.ready();
-      await eventually(() => expect(sub.state).to.equal('subscribed'));
-      expect(c.transport).to.equal(fallback);
-      const publisher = client(url);
-      publisher.connect();
-      await publisher.ready();
-      let sent = 0;
-      const publishing = (async () => {
-        while (sent < 60) {
-          await publisher.publish('room:up', sent++);
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      })();
-      await eventually(() => expect(got.length).to.be.above(5));
-      proxy.blocking = false;
-      await eventually(() => expect(c.transport === 'websocket' && c.state === State.Connected).to.equal(true), { timeout: 10_000 });
-      await publishing;
-      await eventually(() => expect(got.length).to.equal(60));
-      expect(got.map((m) => m.data)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i));
-      expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i + 1));
-    });
-  }
-
   /** Publishes `count` messages to `channel` over a direct WebSocket client, one every 10 ms. */
   async function publishSlowly(channel: string, count: number): Promise<void> {
     const publisher = client(url);
@@ -193,11 +159,37 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
     }
   }
 
-  it('in an outage, goes back from a failing fallback to the WebSocket that worked (never down to the last transport)', async () => {
+  /** A proxy in front of the worker (see UpgradeBlockingProxy), closed after the test, and its ws:// URL. */
+  async function openProxy(blocking: boolean): Promise<{ proxy: UpgradeBlockingProxy; target: string }> {
     const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
     proxies.push(proxy);
-    proxy.blocking = false;
-    const target = await proxy.listen();
+    proxy.blocking = blocking;
+    return { proxy, target: await proxy.listen() };
+  }
+
+  for (const fallback of ['sse', 'long-polling'] as TransportName[]) {
+    it(`probes back up from ${fallback} to WebSocket without losing a message of a history channel`, async () => {
+      const { proxy, target } = await openProxy(true);
+      const c = client(target, { transports: ['websocket', fallback], fallbackAfter: 1, probeInterval: 300 });
+      const got: ChannelMessage[] = [];
+      const sub = c.subscribe('room:up', { onMessage: (m) => got.push(m) });
+      c.connect();
+      await c.ready();
+      await eventually(() => expect(sub.state).to.equal('subscribed'));
+      expect(c.transport).to.equal(fallback);
+      const publishing = publishSlowly('room:up', 60);
+      await eventually(() => expect(got.length).to.be.above(5));
+      proxy.blocking = false;
+      await eventually(() => expect(c.transport === 'websocket' && c.state === State.Connected).to.equal(true), { timeout: 10_000 });
+      await publishing;
+      await eventually(() => expect(got.length).to.equal(60));
+      expect(got.map((m) => m.data)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i));
+      expect(got.map((m) => m.offset)).to.deep.equal(Array.from({ length: 60 }, (_, i) => i + 1));
+    });
+  }
+
+  it('in an outage, goes back from a failing fallback to the WebSocket that worked (never down to the last transport)', async () => {
+    const { proxy, target } = await openProxy(false);
     // Node 20's fetch (undici 6) can hang on a connection closed before the request is written
     // instead of failing (packages/client/README.md): a short connectTimeout bounds such an attempt.
     const c = client(target, { fallbackAfter: 1, probeInterval: 0, connectTimeout: 1000 });
@@ -225,10 +217,7 @@ describe('client: HTTP fallback transports (in-process worker)', function () {
   });
 
   it('a probe refused while the fallback works: WebSocket counts as blocked, so an outage of the fallback stays on it', async () => {
-    const proxy = new UpgradeBlockingProxy(url.replace('ws:', 'http:').replace('/ws', ''));
-    proxies.push(proxy);
-    proxy.blocking = false;
-    const target = await proxy.listen();
+    const { proxy, target } = await openProxy(false);
     // A reconnect delay of 200–400 ms leaves the refused probe's answer time to arrive before the outage's first retry.
     const c = client(target, { fallbackAfter: 2, minReconnectDelay: 200, maxReconnectDelay: 400, connectTimeout: 1000, probeInterval: 300 });
     c.connect();

@@ -14,6 +14,9 @@ import { DEFAULT_HTTP_FALLBACK } from './http-fallback.js';
 
 
 /** Environment variables read by the worker, with their defaults. */
+/** Longest write-batch window either variable may set, and the derived busy window's cap, ms. */
+const MAX_WRITE_WINDOW_MS = 100;
+
 const EnvSchema = z.object({
   PORT: SharedEnv.PORT,
   HOST: SharedEnv.HOST,
@@ -59,8 +62,8 @@ const EnvSchema = z.object({
   HERALD_MAX_HEADER_BYTES: envInt(1024, 1024 * 1024).default(16_384),
   HERALD_MAX_JSON_DEPTH: envInt(2, 10_000).default(DEFAULT_MAX_JSON_DEPTH),
   HERALD_MAX_FRAMES_IN_FLIGHT: envInt(1, 100_000).default(DEFAULT_MAX_FRAMES_IN_FLIGHT),
-  HERALD_WRITE_BATCH_MS: envInt(0, 100).default(DEFAULT_WRITE_BATCH.windowMs),
-  HERALD_WRITE_BATCH_MAX_MS: envInt(0, 100).optional(),
+  HERALD_WRITE_BATCH_MS: envInt(0, MAX_WRITE_WINDOW_MS).default(DEFAULT_WRITE_BATCH.windowMs),
+  HERALD_WRITE_BATCH_MAX_MS: envInt(0, MAX_WRITE_WINDOW_MS).optional(),
   HERALD_WRITE_BATCH_MIN_RATE: envInt(0).default(DEFAULT_WRITE_BATCH.minFramesPerSec),
   HERALD_TLS_CERT: TlsEnv.HERALD_TLS_CERT,
   HERALD_TLS_KEY: TlsEnv.HERALD_TLS_KEY,
@@ -237,7 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     writeBatch: {
       windowMs: e.HERALD_WRITE_BATCH_MS,
       // Unset: the default's ratio to the default window (a lowered HERALD_WRITE_BATCH_MS lowers it too).
-      maxWindowMs: e.HERALD_WRITE_BATCH_MAX_MS ?? Math.min(100, Math.round((e.HERALD_WRITE_BATCH_MS * DEFAULT_WRITE_BATCH.maxWindowMs) / Math.max(1, DEFAULT_WRITE_BATCH.windowMs))),
+      maxWindowMs: e.HERALD_WRITE_BATCH_MAX_MS ?? Math.min(MAX_WRITE_WINDOW_MS, Math.round((e.HERALD_WRITE_BATCH_MS * DEFAULT_WRITE_BATCH.maxWindowMs) / Math.max(1, DEFAULT_WRITE_BATCH.windowMs))),
       minFramesPerSec: e.HERALD_WRITE_BATCH_MIN_RATE,
     },
     port: e.PORT,

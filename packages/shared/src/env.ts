@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors/config-error.js';
 import { TrustedProxies } from './client-address.js';
 import { parseClusterSeed, type RedisClusterSeed } from './redis-partition.js';
+import { DEFAULT_LOG_BACKLOG_BYTES } from './stdout-destination.js';
 
 /**
  * An integer variable within `[min, max]` (decimal; `1.5`, `x` and out-of-range values fail).
@@ -90,7 +91,7 @@ export const SharedEnv = {
    * counted (a warning with the count follows once stdout takes lines again). At least 16 KiB:
    * a single line longer than this is always dropped (and counted), however idle stdout is. @default 1048576
    */
-  HERALD_LOG_BACKLOG_BYTES: envInt(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  HERALD_LOG_BACKLOG_BYTES: envInt(16 * 1024, 1024 * 1024 * 1024).default(DEFAULT_LOG_BACKLOG_BYTES),
   /** pino log level. @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;

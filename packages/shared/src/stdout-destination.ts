@@ -52,8 +52,6 @@ export function stdoutDestination(options: StdoutOptions = {}): DestinationStrea
     retryEAGAIN: () => false,
   });
   const { onDropped } = options;
-  /** False once the reader is gone (EPIPE): nothing is written or reported any more. */
-  let onDroppedEnabled = onDropped !== undefined;
   let dropped = 0;
   /** The count being reported right now: if its own line is dropped, it goes back into `dropped`. */
   let reporting = 0;
@@ -72,11 +70,11 @@ export function stdoutDestination(options: StdoutOptions = {}): DestinationStrea
     } catch {
       return; // destroyed: nowhere to write, nothing to report
     }
-    if (dropped === 0 || !onDroppedEnabled) return;
+    if (dropped === 0 || !onDropped) return;
     reporting = dropped;
     dropped = 0;
     try {
-      onDropped!(reporting);
+      onDropped(reporting);
     } finally {
       reporting = 0;
     }
@@ -87,10 +85,10 @@ export function stdoutDestination(options: StdoutOptions = {}): DestinationStrea
     if (err.code === 'EAGAIN' || err.code === 'EBUSY') return scheduleRetry();
     if (err.code !== 'EPIPE') return;
     // The reader is gone for good: stop writing (what pino's own EPIPE filter does, but that
-    // filter removes itself at the first other error, e.g. an EAGAIN of an earlier stall).
+    // filter removes itself at the first other error, e.g. an EAGAIN of an earlier stall). With
+    // writes gone there are no drops and no EAGAIN, so no retry is scheduled again.
     clearTimeout(retry);
     retry = undefined;
-    onDroppedEnabled = false;
     destination.write = () => true;
   });
   // sonic-boom emits `drop` synchronously, inside the write that could not be taken.
